@@ -1,0 +1,27 @@
+/** The storage layer's public surface: import from here, not from the modules behind it. */
+export { NodeStorage, DEFAULT_RETAINED_SNAPSHOTS } from './node-storage.ts';
+export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall } from './node-storage.ts';
+export { SnapshotFileReader, SNAPSHOT_FORMAT_VERSION } from './snapshot-file.ts';
+export { SnapshotReceiver, DEFAULT_CHUNK_BYTES } from './snapshot-transfer.ts';
+export { NODE_SCHEMA_VERSION } from './node-db.ts';
+export {
+  StorageError,
+  CorruptDataError,
+  ForeignClusterError,
+  ForeignNodeError,
+  SchemaTooNewError,
+  DataDirLockedError,
+  NotInitializedError,
+  InvalidWriteError,
+  StorageClosedError,
+} from './errors.ts';
+export type {
+  KeyType,
+  RowSource,
+  SnapshotContent,
+  SnapshotFileInfo,
+  SnapshotHeader,
+  SnapshotKeyRow,
+  SnapshotSessionRow,
+  StoredSnapshot,
+} from './types.ts';
