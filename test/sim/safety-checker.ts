@@ -25,6 +25,11 @@ export class SafetyChecker {
   /** index -> the entry applied there by whoever applied it first. */
   private readonly applied = new Map<number, { key: string; term: number; node: string }>();
   private maxApplied = 0;
+  /**
+   * For each committed index, an upper bound on the term in which it was committed:
+   * the lowest term any node was in when it first saw the index committed.
+   */
+  private readonly committedByTerm: number[] = [];
   private readonly digestAt = new Map<number, { digest: string; node: string }>();
   leadersElected = 0;
 
@@ -58,16 +63,32 @@ export class SafetyChecker {
     }
   }
 
-  /** Leader completeness: the new leader's log holds every entry any node has applied. */
+  /** A node's durable hard state says `commit` is committed while it is in `term`. */
+  onCommit(commit: number, term: number): void {
+    // The bounds never decrease with the index, so only a suffix ending at `commit` can change.
+    for (let index = commit; index >= 1; index--) {
+      const known = this.committedByTerm[index];
+      if (known !== undefined && known <= term) break;
+      this.committedByTerm[index] = term;
+    }
+  }
+
+  /**
+   * Leader completeness: "if a log entry is committed in a given term, then that entry
+   * will be present in the logs of the leaders for all higher-numbered terms."
+   * Called the moment a node becomes leader.
+   */
   checkLeaderLog(node: string, raft: Raft): void {
     const status = raft.status();
-    if (status.lastIndex < this.maxApplied) {
-      throw new SafetyViolation(`leader completeness: ${node} leads term ${status.term} with log ending at ${status.lastIndex}, but ${this.maxApplied} was committed`);
-    }
-    for (let index = status.firstIndex; index <= this.maxApplied; index++) {
+    for (let index = status.firstIndex; index < this.committedByTerm.length; index++) {
+      const committedIn = this.committedByTerm[index];
+      if (committedIn === undefined || committedIn >= status.term) continue;
       const committed = this.applied.get(index);
       const entry = raft.entry(index);
-      if (committed === undefined || entry === undefined) continue;
+      if (entry === undefined) {
+        throw new SafetyViolation(`leader completeness: ${node} leads term ${status.term} with log ending at ${status.lastIndex}, but ${index} was committed in term ${committedIn}`);
+      }
+      if (committed === undefined) continue;
       if (entryKey(entry) !== committed.key) {
         throw new SafetyViolation(
           `leader completeness: ${node} leads term ${status.term} but holds a term-${entry.term} entry at ${index} where a term-${committed.term} entry was committed`,

@@ -111,7 +111,7 @@ export class SimNode {
     this.whenRunning(this.generation, () => {
       if (snapshot !== null) this.incomingSnapshots.set(snapshot.meta.index, snapshot);
       this.raft?.step(message);
-      this.pump();
+      this.afterInput();
     });
   }
 
@@ -123,7 +123,7 @@ export class SimNode {
       // A paused process misses its ticks; it does not run them all on resume.
       if (this.paused || this.raft === null) return;
       this.raft.tick();
-      this.pump();
+      this.afterInput();
     });
   }
 
@@ -164,6 +164,20 @@ export class SimNode {
 
   /** Processes whatever the core has ready after a call made from outside (an operator action). */
   kick(): void {
+    this.afterInput();
+  }
+
+  private ledTerm = 0;
+
+  /** Checks leader completeness the moment this node wins, then runs the Ready loop. */
+  private afterInput(): void {
+    const raft = this.raft;
+    if (raft !== null && raft.currentRole === 'leader' && raft.currentTerm !== this.ledTerm) {
+      this.ledTerm = raft.currentTerm;
+      this.env.checker.onLeader(this.id, raft.currentTerm);
+      this.env.checker.checkLeaderLog(this.id, raft);
+      this.env.trace(`${this.id} leader term=${raft.currentTerm}`);
+    }
     this.pump();
   }
 
@@ -173,11 +187,7 @@ export class SimNode {
     const rd = raft.ready();
     this.readyBusy = true;
     const generation = this.generation;
-    if (rd.softState?.role === 'leader') {
-      this.env.checker.onLeader(this.id, rd.softState.term);
-      this.env.checker.checkLeaderLog(this.id, raft);
-      this.env.trace(`${this.id} leader term=${rd.softState.term}`);
-    }
+    if (rd.hardState !== null) this.env.checker.onCommit(rd.hardState.commit, rd.hardState.term);
     let snapshot: StoredSnapshot | null = null;
     if (rd.snapshot !== null) {
       snapshot = this.incomingSnapshots.get(rd.snapshot.index) ?? null;
