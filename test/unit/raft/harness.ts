@@ -52,8 +52,10 @@ export function outbox(raft: Raft): Message[] {
   return [...(drain(raft)?.messages ?? [])];
 }
 
-export function ofType<T extends Message['type']>(messages: readonly Message[], type: T): Extract<Message, { type: T }>[] {
-  return messages.filter((m): m is Extract<Message, { type: T }> => m.type === type);
+export type MessageOf<T extends Message['type']> = Message & { type: T };
+
+export function ofType<T extends Message['type']>(messages: readonly Message[], type: T): MessageOf<T>[] {
+  return messages.filter((m): m is MessageOf<T> => m.type === type);
 }
 
 export function data(text: string): Uint8Array {
