@@ -1,0 +1,221 @@
+/**
+ * Binary primitives for the codecs: a growable writer and a bounds-checked
+ * reader of unsigned LEB128 varints, zigzag signed varints, length-prefixed
+ * bytes and UTF-8 strings. Numbers stay safe integers end to end.
+ */
+import { CodecError, InvalidArgumentError } from './errors.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Values up to this size are copied out of a decoded buffer: V8 keeps them on its heap, which is cheap. */
+const SMALL_COPY_BYTES = 64;
+/** A buffer this much larger than the bytes it was handed for is shared with other data: copy out of it. */
+const SHARED_BUFFER_SLACK_BYTES = 64;
+
+/** Largest magnitude a signed varint carries: zigzag doubles it and the result must stay safe. */
+export const MAX_SIGNED = 2 ** 52 - 1;
+
+/**
+ * UTF-8 length of a string, or -1 when it holds a lone surrogate: such a
+ * string has no UTF-8 form, and TextEncoder would silently change it.
+ */
+export function utf8Length(s: string): number {
+  let n = 0;
+  const len = s.length;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdfff) {
+      const d = i + 1 < len ? s.charCodeAt(i + 1) : 0;
+      if (c > 0xdbff || d < 0xdc00 || d > 0xdfff) return -1;
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+export class ByteWriter {
+  private buf: Uint8Array;
+  private pos = 0;
+
+  constructor(initialBytes = 256) {
+    this.buf = new Uint8Array(initialBytes);
+  }
+
+  /** Starts over, keeping the buffer: one writer serves many encodes. */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** The bytes written so far, in a buffer of their own (safe to keep after the next reset). */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+
+  private ensure(extra: number): void {
+    const need = this.pos + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+
+  u8(value: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = value;
+  }
+
+  /** An unsigned safe integer as LEB128. */
+  varint(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${value} is not an unsigned safe integer`);
+    this.ensure(8);
+    const buf = this.buf;
+    while (value >= 0x80) {
+      buf[this.pos++] = (value % 0x80) | 0x80;
+      value = Math.floor(value / 0x80);
+    }
+    buf[this.pos++] = value;
+  }
+
+  /** A signed integer (|value| <= 2^52 - 1) zigzag-mapped, so small negatives stay short. */
+  zigzag(value: number): void {
+    if (!Number.isSafeInteger(value) || Math.abs(value) > MAX_SIGNED) {
+      throw new InvalidArgumentError(`${value} is outside the signed integer range (±${MAX_SIGNED})`);
+    }
+    this.varint(value >= 0 ? value * 2 : -value * 2 - 1);
+  }
+
+  bytes(value: Uint8Array): void {
+    this.varint(value.length);
+    this.ensure(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
+  /** A length-prefixed UTF-8 string; a lone surrogate is refused rather than silently replaced. */
+  string(value: string): void {
+    const len = utf8Length(value);
+    if (len < 0) throw new InvalidArgumentError('string is not valid Unicode (lone surrogate)');
+    this.varint(len);
+    this.ensure(len);
+    const buf = this.buf;
+    if (len === value.length) {
+      let p = this.pos;
+      for (let i = 0; i < len; i++) buf[p++] = value.charCodeAt(i);
+    } else {
+      encoder.encodeInto(value, buf.subarray(this.pos, this.pos + len));
+    }
+    this.pos += len;
+  }
+}
+
+export class ByteReader {
+  private pos: number;
+  private readonly end: number;
+  /** Whether decoded byte strings may be views of `buf` (see bytes()). */
+  private readonly share: boolean;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.pos = 0;
+    this.end = buf.length;
+    this.share = buf.buffer.byteLength <= buf.byteLength + SHARED_BUFFER_SLACK_BYTES;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  get offset(): number {
+    return this.pos;
+  }
+
+  /** Throws unless every byte was consumed: trailing bytes mean a writer this reader does not understand. */
+  expectEnd(what: string): void {
+    if (this.pos !== this.end) throw new CodecError(`${what}: ${this.end - this.pos} unexpected trailing bytes`);
+  }
+
+  u8(): number {
+    if (this.pos >= this.end) throw new CodecError('truncated input');
+    return this.buf[this.pos++] as number;
+  }
+
+  varint(): number {
+    const buf = this.buf;
+    if (this.pos >= this.end) throw new CodecError('truncated varint');
+    let b = buf[this.pos++] as number;
+    if (b < 0x80) return b;
+    let result = b & 0x7f;
+    let scale = 0x80;
+    for (;;) {
+      if (this.pos >= this.end) throw new CodecError('truncated varint');
+      b = buf[this.pos++] as number;
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+      scale *= 0x80;
+      if (scale > 2 ** 49) throw new CodecError('varint longer than a safe integer');
+    }
+    if (!Number.isSafeInteger(result)) throw new CodecError('varint larger than a safe integer');
+    return result;
+  }
+
+  zigzag(): number {
+    const z = this.varint();
+    const value = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    if (Math.abs(value) > MAX_SIGNED) throw new CodecError('signed varint out of range');
+    return value;
+  }
+
+  /** A length that must fit in what is left: guards allocations against corrupt lengths. */
+  length(itemMinBytes = 1): number {
+    const n = this.varint();
+    if (n * itemMinBytes > this.end - this.pos) throw new CodecError(`length ${n} exceeds the ${this.end - this.pos} bytes left`);
+    return n;
+  }
+
+  /**
+   * A length-prefixed byte string. Large values are views of the input when
+   * the input owns its buffer (no copy, the common case for a log entry), and
+   * copies otherwise, so a small value never pins a large shared buffer.
+   */
+  bytes(): Uint8Array {
+    const len = this.length();
+    const start = this.pos;
+    this.pos += len;
+    const buf = this.buf;
+    if (len > SMALL_COPY_BYTES && this.share) return new Uint8Array(buf.buffer, buf.byteOffset + start, len);
+    const out = new Uint8Array(len);
+    for (let i = 0; i < len; i++) out[i] = buf[start + i] as number;
+    return out;
+  }
+
+  string(): string {
+    const len = this.length();
+    const start = this.pos;
+    const buf = this.buf;
+    this.pos += len;
+    if (len <= 24) {
+      // Short ASCII (most keys and field names) decodes faster by hand than through TextDecoder.
+      let s = '';
+      for (let i = start; i < start + len; i++) {
+        const c = buf[i] as number;
+        if (c >= 0x80) return decodeUtf8(buf.subarray(start, start + len));
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return decodeUtf8(buf.subarray(start, start + len));
+  }
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch (error) {
+    throw new CodecError('string is not valid UTF-8', { cause: error });
+  }
+}

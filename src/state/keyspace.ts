@@ -1,0 +1,353 @@
+/**
+ * The stored keys and everything kept in step with them on every change: the
+ * digest sum, the memory estimate, the LRU order, the expiry heap and the
+ * scan index. Every change to a key goes through create / replace /
+ * beginChange+endChange / setExpiry / remove, which is also where the two
+ * observers of changes hook in:
+ *
+ * - a Txn's undo log, which records a key's state before the Txn first
+ *   changes it, so a failed Txn can be rolled back whole;
+ * - an open snapshot's copy-on-write, which saves a key's row before the first
+ *   change after the snapshot was opened, unless the snapshot already has it.
+ *
+ * Expiry is not acted on here: an expired key stays stored (and in the
+ * digest) until a write meets it or an expireSweep entry deletes it, the same
+ * on every replica. Callers ask live() for what is visible at a time.
+ */
+import { utf8Length } from './bytes.ts';
+import { cloneValue, encodeValue, typeOf, valueBytes } from './values.ts';
+import type { StoredValue } from './values.ts';
+import { DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
+import { ExpiryHeap } from './expiry-heap.ts';
+import { lanes } from './hash.ts';
+import { KeyEntry, NO_EXPIRY } from './key-entry.ts';
+import { LruList } from './lru-list.ts';
+import { KEY_OVERHEAD_BYTES } from './memory.ts';
+import type { KeyRow } from './rows.ts';
+import { BUCKET_COUNT, compareScanOrder, ScanIndex, scanHash } from './scan-index.ts';
+
+interface UndoRecord {
+  readonly value: StoredValue;
+  readonly expiresAtMs: number;
+}
+
+/** An open snapshot: its epoch marks entries it has (or must skip), `saved` holds rows saved by copy-on-write. */
+class Capture {
+  readonly saved: KeyRow[] = [];
+  open = true;
+  constructor(readonly epoch: number) {}
+}
+
+export function toKeyRow(e: KeyEntry): KeyRow {
+  return {
+    key: e.key,
+    type: typeOf(e.value),
+    value: encodeValue(e.value),
+    expiresAtMs: e.expiresAtMs === NO_EXPIRY ? null : e.expiresAtMs,
+  };
+}
+
+/** One page of a Keys scan; next is -1 when the scan is complete. */
+export interface ScanPage {
+  readonly keys: string[];
+  readonly next: number;
+}
+
+export class Keyspace {
+  private map = new Map<string, KeyEntry>();
+  private readonly scan = new ScanIndex();
+  private readonly lru = new LruList();
+  private readonly heap = new ExpiryHeap();
+  /** Digest sum of all keys. */
+  readonly sum = new DigestSum();
+  private used = 0;
+  private undo: Map<string, UndoRecord | null> | null = null;
+  private capture: Capture | null = null;
+  private epoch = 0;
+
+  /** Stored keys, counting expired ones not yet swept. */
+  get storedCount(): number {
+    return this.map.size;
+  }
+
+  get memoryUsed(): number {
+    return this.used;
+  }
+
+  /** The stored entry, even if expired. */
+  stored(key: string): KeyEntry | undefined {
+    return this.map.get(key);
+  }
+
+  /** The entry if it exists at nowMs (expiry strictly after it). */
+  live(key: string, nowMs: number): KeyEntry | undefined {
+    const e = this.map.get(key);
+    return e !== undefined && e.expiresAtMs > nowMs ? e : undefined;
+  }
+
+  /** Like live(), for a write: an expired entry is deleted first so the write starts from nothing. */
+  forWrite(key: string, nowMs: number): KeyEntry | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || e.expiresAtMs > nowMs) return e;
+    this.remove(e);
+    return undefined;
+  }
+
+  liveCount(nowMs: number): number {
+    return this.map.size - this.heap.countExpired(nowMs);
+  }
+
+  /** Adds a key that is not stored; keyBytes is its UTF-8 length. */
+  create(key: string, keyBytes: number, value: StoredValue, expiresAtMs: number): KeyEntry {
+    this.recordUndo(key, undefined);
+    keyHash(key);
+    const e = new KeyEntry(key, lanes[0] as number, lanes[1] as number, value, expiresAtMs);
+    if (this.capture !== null) e.snapMark = this.capture.epoch; // not part of the open snapshot
+    e.bytes = keyBytes + KEY_OVERHEAD_BYTES + valueBytes(value);
+    this.used += e.bytes;
+    valuePart(e.k0, e.k1, value);
+    e.c0 = lanes[0] as number;
+    e.c1 = lanes[1] as number;
+    this.sum.add(e.c0, e.c1);
+    if (expiresAtMs !== NO_EXPIRY) {
+      expiryPart(e.k0, e.k1, expiresAtMs);
+      this.sum.add(lanes[0] as number, lanes[1] as number);
+      this.heap.add(e);
+    }
+    this.lru.append(e);
+    this.scan.add(e);
+    this.map.set(key, e);
+    return e;
+  }
+
+  /** Replaces a stored key's value (any type by any type). */
+  replace(e: KeyEntry, value: StoredValue): void {
+    this.beginChange(e);
+    e.value = value;
+    this.endChange(e);
+  }
+
+  /** Call before changing e.value in place; endChange(e) after. */
+  beginChange(e: KeyEntry): void {
+    this.beforeChange(e);
+    this.sum.sub(e.c0, e.c1);
+    const vb = valueBytes(e.value);
+    this.used -= vb;
+    e.bytes -= vb;
+  }
+
+  endChange(e: KeyEntry): void {
+    valuePart(e.k0, e.k1, e.value);
+    e.c0 = lanes[0] as number;
+    e.c1 = lanes[1] as number;
+    this.sum.add(e.c0, e.c1);
+    const vb = valueBytes(e.value);
+    this.used += vb;
+    e.bytes += vb;
+    this.lru.touch(e);
+  }
+
+  setExpiry(e: KeyEntry, expiresAtMs: number): void {
+    const old = e.expiresAtMs;
+    if (old === expiresAtMs) return;
+    this.beforeChange(e);
+    if (old !== NO_EXPIRY) {
+      expiryPart(e.k0, e.k1, old);
+      this.sum.sub(lanes[0] as number, lanes[1] as number);
+    }
+    e.expiresAtMs = expiresAtMs;
+    if (expiresAtMs !== NO_EXPIRY) {
+      expiryPart(e.k0, e.k1, expiresAtMs);
+      this.sum.add(lanes[0] as number, lanes[1] as number);
+    }
+    if (old === NO_EXPIRY) this.heap.add(e);
+    else if (expiresAtMs === NO_EXPIRY) this.heap.remove(e);
+    else this.heap.update(e);
+    this.lru.touch(e);
+  }
+
+  remove(e: KeyEntry): void {
+    this.beforeChange(e);
+    this.sum.sub(e.c0, e.c1);
+    if (e.expiresAtMs !== NO_EXPIRY) {
+      expiryPart(e.k0, e.k1, e.expiresAtMs);
+      this.sum.sub(lanes[0] as number, lanes[1] as number);
+      this.heap.remove(e);
+    }
+    this.used -= e.bytes;
+    this.lru.remove(e);
+    this.scan.remove(e);
+    this.map.delete(e.key);
+  }
+
+  /** Removes every key; returns how many were stored. */
+  clear(): number {
+    const n = this.map.size;
+    if (this.undo !== null || this.capture !== null) {
+      // Observers need each key's old state: go key by key.
+      for (const e of [...this.map.values()]) this.remove(e);
+      return n;
+    }
+    this.map = new Map();
+    this.scan.clear();
+    this.lru.clear();
+    this.heap.clear();
+    this.sum.reset();
+    this.used = 0;
+    return n;
+  }
+
+  /** An access that changes nothing but recency. */
+  touch(e: KeyEntry): void {
+    this.lru.touch(e);
+  }
+
+  /** A 53-bit fingerprint of the key's content (value, type and expiry), for evict's guard. */
+  fingerprint(e: KeyEntry): number {
+    let f0 = e.c0;
+    let f1 = e.c1;
+    if (e.expiresAtMs !== NO_EXPIRY) {
+      expiryPart(e.k0, e.k1, e.expiresAtMs);
+      f0 = (f0 + (lanes[0] as number)) | 0;
+      f1 = (f1 + (lanes[1] as number)) | 0;
+    }
+    return (f1 >>> 11) * 0x1_0000_0000 + (f0 >>> 0);
+  }
+
+  /** Up to `limit` stored keys expired at nowMs, earliest expiry tending first. */
+  expired(nowMs: number, limit: number): KeyEntry[] {
+    return this.heap.expired(nowMs, limit);
+  }
+
+  /** Least recently accessed first. */
+  oldestFirst(): IterableIterator<KeyEntry> {
+    return this.lru.oldestFirst();
+  }
+
+  /** All stored entries, in no particular order. */
+  entries(): IterableIterator<KeyEntry> {
+    return this.map.values();
+  }
+
+  // --- Txn undo --------------------------------------------------------------
+
+  beginUndo(): void {
+    this.undo = new Map();
+  }
+
+  commitUndo(): void {
+    this.undo = null;
+  }
+
+  /** Puts every key the Txn changed back as it was: digest, memory and expiry follow. */
+  rollbackUndo(): void {
+    const undo = this.undo;
+    this.undo = null;
+    if (undo === null) return;
+    for (const [key, saved] of undo) {
+      const current = this.map.get(key);
+      if (saved === null) {
+        if (current !== undefined) this.remove(current);
+      } else if (current === undefined) {
+        this.create(key, utf8Length(key), saved.value, saved.expiresAtMs);
+      } else {
+        this.replace(current, saved.value);
+        this.setExpiry(current, saved.expiresAtMs);
+      }
+    }
+  }
+
+  private recordUndo(key: string, e: KeyEntry | undefined): void {
+    const undo = this.undo;
+    if (undo === null || undo.has(key)) return;
+    undo.set(key, e === undefined ? null : { value: cloneValue(e.value), expiresAtMs: e.expiresAtMs });
+  }
+
+  private beforeChange(e: KeyEntry): void {
+    if (this.undo !== null) this.recordUndo(e.key, e);
+    const capture = this.capture;
+    if (capture !== null && e.snapMark !== capture.epoch) {
+      capture.saved.push(toKeyRow(e));
+      e.snapMark = capture.epoch;
+    }
+  }
+
+  // --- Snapshots -----------------------------------------------------------
+
+  /**
+   * Freezes the current keys for iteration by snapshotRows() while changes go
+   * on. Opening one closes any earlier one (whose iterator then throws), so an
+   * abandoned snapshot cannot keep copy-on-write running forever.
+   */
+  openSnapshot(): Capture {
+    if (this.capture !== null) this.capture.open = false;
+    const capture = new Capture(++this.epoch);
+    this.capture = capture;
+    return capture;
+  }
+
+  closeSnapshot(capture: Capture): void {
+    capture.open = false;
+    if (this.capture === capture) this.capture = null;
+  }
+
+  /**
+   * The rows as of openSnapshot(), in scan order, then the rows of keys that
+   * changed or went away before the walk reached them. Each bucket is copied
+   * before its rows are yielded, so a swap-remove in it cannot hide a key.
+   */
+  *snapshotRows(capture: Capture): Generator<KeyRow, void, undefined> {
+    try {
+      for (let b = 0; b < BUCKET_COUNT; b++) {
+        const bucket = this.scan.bucket(b);
+        if (bucket === undefined || bucket.length === 0) continue;
+        for (const e of bucket.slice()) {
+          if (!capture.open) throw new Error('snapshot was closed: a newer one was opened, or close() was called');
+          if (e.snapMark === capture.epoch) continue;
+          e.snapMark = capture.epoch;
+          yield toKeyRow(e);
+        }
+      }
+      // Every stored entry is marked now, so nothing more is saved while these are yielded.
+      for (const row of capture.saved) {
+        if (!capture.open) throw new Error('snapshot was closed: a newer one was opened, or close() was called');
+        yield row;
+      }
+    } finally {
+      this.closeSnapshot(capture);
+    }
+  }
+
+  // --- Keys scan -----------------------------------------------------------
+
+  /**
+   * Walks the scan order from position `from` (a 32-bit scan hash) and returns
+   * the live keys that match, stopping after `limit` of them or `maxExamined`
+   * keys looked at, always at a hash boundary so the next page starts cleanly.
+   */
+  scanPage(from: number, limit: number, maxExamined: number, match: (key: string) => boolean, nowMs: number): ScanPage {
+    const keys: string[] = [];
+    let examined = 0;
+    let pos = from;
+    for (let b = pos >>> 16; b < BUCKET_COUNT; b++, pos = b * 0x10000) {
+      const bucket = this.scan.bucket(b);
+      if (bucket === undefined || bucket.length === 0) continue;
+      const todo = bucket.filter((e) => scanHash(e) >= pos).sort(compareScanOrder);
+      let i = 0;
+      while (i < todo.length) {
+        const hash = scanHash(todo[i] as KeyEntry);
+        for (; i < todo.length && scanHash(todo[i] as KeyEntry) === hash; i++) {
+          const e = todo[i] as KeyEntry;
+          examined++;
+          if (e.expiresAtMs > nowMs && match(e.key)) keys.push(e.key);
+        }
+        if (keys.length >= limit || examined >= maxExamined) {
+          return { keys, next: hash + 1 >= 0x1_0000_0000 ? -1 : hash + 1 };
+        }
+      }
+    }
+    return { keys, next: -1 };
+  }
+}
+
+export type { Capture };

@@ -1,0 +1,247 @@
+/**
+ * The replicated state machine: applies committed log entries in order,
+ * answers reads at a given time, and exports/restores snapshots.
+ *
+ * Determinism: apply reads no clock and no randomness. "Now" for an entry is
+ * max(its timestamp, the previous entry's), so log time never goes back even
+ * if a leader's clock did. A key whose expiry is at or before now is absent.
+ * Everything else apply decides with (budget, limits, session expiry) comes
+ * from the config, which must be the same on every replica.
+ *
+ * What is not state (not in the digest, not in snapshots, free to differ
+ * between replicas): LRU recency. It is updated by every applied entry that
+ * touches a key (the same everywhere) and by reads with touch: true (only on
+ * the node serving them, normally the leader). Only the leader uses it, to
+ * pick eviction candidates it then proposes as an 'evict' entry; replicas
+ * delete exactly what that entry names, so they never need the same order.
+ * After a restore, recency is the snapshot's row order.
+ */
+import { decodeEntry } from './command-codec.ts';
+import type { EntryPayload } from './command-codec.ts';
+import type { Command, EvictTarget } from './commands.ts';
+import { isReadOnly } from './commands.ts';
+import { resolveConfig } from './config.ts';
+import type { StateMachineConfig } from './config.ts';
+import { digestHex } from './digest.ts';
+import { CodecError, InvalidArgumentError, StaleSequenceError } from './errors.ts';
+import { Executor } from './executor.ts';
+import { NO_EXPIRY } from './key-entry.ts';
+import { Keyspace } from './keyspace.ts';
+import { utf8Length } from './bytes.ts';
+import { decodeResult, encodeResult } from './result-codec.ts';
+import { failure } from './results.ts';
+import type { Result } from './results.ts';
+import type { KeyRow, SessionRow } from './rows.ts';
+import { SessionTable } from './sessions.ts';
+import { decodeValue } from './values.ts';
+
+/** A point-in-time export of the whole state (see StateMachine.exportRows). */
+export interface SnapshotView {
+  readonly lastAppliedIndex: number;
+  readonly logTimeMs: number;
+  /** digest() at lastAppliedIndex: a restore from these rows must reproduce it. */
+  readonly digest: string;
+  /** Keys stored at that point, counting expired ones not yet swept: the number of rows keyRows yields. */
+  readonly keyCount: number;
+  /** Single use. Iterate at leisure: apply may run between steps without changing what it yields. */
+  readonly keyRows: IterableIterator<KeyRow>;
+  readonly sessionRows: readonly SessionRow[];
+  /** Stops copy-on-write early if the rows will not be read to the end. */
+  close(): void;
+}
+
+/** What StateMachine.fromRows rebuilds from; a SnapshotView is one. */
+export interface SnapshotSource {
+  readonly lastAppliedIndex: number;
+  readonly logTimeMs: number;
+  readonly keyRows: Iterable<KeyRow>;
+  readonly sessionRows: Iterable<SessionRow>;
+}
+
+export interface ReadOptions {
+  /** Count the read as an access for LRU (the leader serving clients). Default false. */
+  readonly touch?: boolean;
+}
+
+export class StateMachine {
+  readonly config: StateMachineConfig;
+  private readonly keys = new Keyspace();
+  private readonly sessions: SessionTable;
+  private readonly executor: Executor;
+  private applied = 0;
+  private logTime = 0;
+
+  constructor(config: Partial<StateMachineConfig> = {}) {
+    this.config = resolveConfig(config);
+    this.sessions = new SessionTable(this.config.sessionIdleMs, this.config.maxSessions);
+    this.executor = new Executor(this.keys, this.config);
+  }
+
+  /** Index of the last entry applied (or marked applied); 0 before any. */
+  get lastAppliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Log time of the last applied entry: reads never run at an earlier time. */
+  get logTimeMs(): number {
+    return this.logTime;
+  }
+
+  /**
+   * Applies the normal entry at `index` (greater than lastAppliedIndex).
+   * Takes ownership of `data`: large values are kept as views of it, so it
+   * must not be changed afterwards. Throws CodecError when `data` does not
+   * decode; the node must then stop, since skipping the entry would diverge.
+   */
+  apply(index: number, data: Uint8Array): Result {
+    this.checkIndex(index);
+    return this.applyEntry(index, decodeEntry(data));
+  }
+
+  /** apply() for an already decoded payload. */
+  applyEntry(index: number, payload: EntryPayload): Result {
+    this.checkIndex(index);
+    const now = payload.timeMs > this.logTime ? payload.timeMs : this.logTime;
+    this.applied = index;
+    this.logTime = now;
+    this.sessions.expire(now);
+    const session = payload.session;
+    if (session === null) return this.executor.run(payload.command, now, 'apply');
+    const known = this.sessions.get(session.clientId);
+    if (known !== undefined) {
+      if (session.sequence === known.sequence) {
+        this.sessions.seen(known, now);
+        return decodeResult(known.result);
+      }
+      if (session.sequence < known.sequence) {
+        return failure(
+          new StaleSequenceError(
+            `client '${session.clientId}' sent sequence ${session.sequence}, but ${known.sequence} was already applied; its result is gone`,
+          ),
+        );
+      }
+    }
+    const result = this.executor.run(payload.command, now, 'apply');
+    this.sessions.record(session.clientId, session.sequence, encodeResult(result), now);
+    return result;
+  }
+
+  /** Advances lastAppliedIndex over an entry with nothing to apply (noop, config change). */
+  markApplied(index: number): void {
+    this.checkIndex(index);
+    this.applied = index;
+  }
+
+  /**
+   * Evaluates a read-only command at max(nowMs, logTimeMs) without changing
+   * anything: linearizable reads after ReadIndex, and serializable reads. A
+   * write answers INVALID_ARGUMENT: it has to go through the log.
+   */
+  read(command: Command, nowMs: number, options: ReadOptions = {}): Result {
+    if (!isReadOnly(command)) return failure(new InvalidArgumentError(`'${command.op}' is a write: propose it through the log`));
+    const now = nowMs > this.logTime ? nowMs : this.logTime;
+    return this.executor.run(command, now, options.touch === true ? 'readTouch' : 'read');
+  }
+
+  /**
+   * For the leader: up to `limit` keys expired at nowMs, to propose as an
+   * expireSweep entry. Expired keys are already invisible; the sweep frees them.
+   */
+  expiredKeys(nowMs: number, limit: number): string[] {
+    return this.keys.expired(nowMs, limit).map((e) => e.key);
+  }
+
+  /** Accounted bytes of all stored keys (see memory.ts). */
+  memoryUsed(): number {
+    return this.keys.memoryUsed;
+  }
+
+  /**
+   * For the leader: the least recently used keys whose accounted bytes add up
+   * to at least bytesToFree (or all keys), with fingerprints for an evict entry.
+   */
+  evictionCandidates(bytesToFree: number): EvictTarget[] {
+    const out: EvictTarget[] = [];
+    let freed = 0;
+    for (const e of this.keys.oldestFirst()) {
+      if (freed >= bytesToFree) break;
+      out.push({ key: e.key, fingerprint: this.keys.fingerprint(e) });
+      freed += e.bytes;
+    }
+    return out;
+  }
+
+  /** Keys that exist at nowMs (default: log time). */
+  keyCount(nowMs: number = this.logTime): number {
+    return this.keys.liveCount(Math.max(nowMs, this.logTime));
+  }
+
+  /** Client sessions held. */
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** 16 hex digits summarizing keys, values, expiries and sessions; equal on replicas at the same index. */
+  digest(): string {
+    return digestHex(this.keys.sum, this.sessions.sum);
+  }
+
+  /**
+   * A point-in-time export for a snapshot. Cheap to take (sessions are copied,
+   * keys are not); keyRows then yields the keys as they were at this call
+   * while apply goes on, saving a key's old row only when it changes before
+   * the walk reaches it. One export at a time: a new one closes the previous.
+   */
+  exportRows(): SnapshotView {
+    const capture = this.keys.openSnapshot();
+    const keys = this.keys;
+    return {
+      lastAppliedIndex: this.applied,
+      logTimeMs: this.logTime,
+      digest: this.digest(),
+      keyCount: this.keys.storedCount,
+      keyRows: keys.snapshotRows(capture),
+      sessionRows: this.sessions.rows(),
+      close: () => keys.closeSnapshot(capture),
+    };
+  }
+
+  /** Rebuilds a state machine from exported rows; throws CodecError on rows that cannot be state. */
+  static fromRows(source: SnapshotSource, config: Partial<StateMachineConfig> = {}): StateMachine {
+    const sm = new StateMachine(config);
+    if (!Number.isSafeInteger(source.lastAppliedIndex) || source.lastAppliedIndex < 0) {
+      throw new CodecError(`snapshot index ${source.lastAppliedIndex} is not a valid index`);
+    }
+    if (!Number.isSafeInteger(source.logTimeMs) || source.logTimeMs < 0) throw new CodecError(`snapshot log time ${source.logTimeMs} is not valid`);
+    for (const row of source.keyRows) {
+      const keyBytes = utf8Length(row.key);
+      if (keyBytes < 0) throw new CodecError(`snapshot key '${row.key}' is not valid Unicode`);
+      if (sm.keys.stored(row.key) !== undefined) throw new CodecError(`snapshot repeats key '${row.key}'`);
+      const expiry = row.expiresAtMs;
+      if (expiry !== null && (!Number.isSafeInteger(expiry) || expiry < 0)) {
+        throw new CodecError(`snapshot key '${row.key}' has a bad expiry ${expiry}`);
+      }
+      sm.keys.create(row.key, keyBytes, decodeValue(row.type, row.value), expiry ?? NO_EXPIRY);
+    }
+    for (const row of source.sessionRows) {
+      if (!Number.isSafeInteger(row.sequence) || row.sequence < 0 || !Number.isSafeInteger(row.lastSeenMs)) {
+        throw new CodecError(`snapshot session '${row.clientId}' has bad numbers`);
+      }
+      decodeResult(row.result); // a result that cannot be answered later is corruption now
+      try {
+        sm.sessions.restore(row);
+      } catch (error) {
+        throw new CodecError(`snapshot session rows are inconsistent: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    sm.applied = source.lastAppliedIndex;
+    sm.logTime = source.logTimeMs;
+    return sm;
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isSafeInteger(index) || index <= this.applied) {
+      throw new RangeError(`entry index ${index} must be an integer above the last applied index ${this.applied}`);
+    }
+  }
+}
