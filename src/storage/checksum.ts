@@ -65,7 +65,10 @@ export function crc32Portable(data: Uint8Array, value = 0): number {
 
 type Crc32 = (data: Uint8Array, value?: number) => number;
 
-const native: Crc32 | undefined = typeof zlib.crc32 === 'function' ? (data, value = 0) => zlib.crc32(data, value) : undefined;
+// zlib.crc32 returns 0, not `value`, for an empty buffer with no backing memory (as SQLite's
+// empty BLOBs come back): the CRC of nothing is the running value, so skip the call.
+const native: Crc32 | undefined =
+  typeof zlib.crc32 === 'function' ? (data, value = 0) => (data.length === 0 ? value : zlib.crc32(data, value)) : undefined;
 
 /** Whether the native node:zlib crc32 is in use (reported by the benchmark). */
 export const nativeCrc32 = native !== undefined;
