@@ -125,7 +125,8 @@ function initialize(db: Db, identity: NodeIdentity): void {
     db.pragma(`application_id = ${NODE_DB_APPLICATION_ID}`);
     db.exec(SCHEMA);
     const insert = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-    insert.run('schema_version', NODE_SCHEMA_VERSION);
+    // A bigint is bound as an INTEGER; a JS number would be stored as the REAL 1.0.
+    insert.run('schema_version', BigInt(NODE_SCHEMA_VERSION));
     insert.run('cluster_id', identity.clusterId);
     insert.run('node_id', identity.nodeId);
     insert.run('created_at', new Date().toISOString());

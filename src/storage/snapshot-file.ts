@@ -182,7 +182,7 @@ export async function writeSnapshotFile(
 
     for (const index of INDEXES) createUniqueIndex(db, index);
 
-    const insertMeta = db.prepare<[string, string | number]>('INSERT INTO meta (key, value) VALUES (?, ?)');
+    const insertMeta = db.prepare<[string, string | bigint]>('INSERT INTO meta (key, value) VALUES (?, ?)');
     const meta: [string, string | number][] = [
       ['format_version', SNAPSHOT_FORMAT_VERSION],
       ['cluster_id', identity.clusterId],
@@ -193,7 +193,8 @@ export async function writeSnapshotFile(
       ['log_time_ms', header.logTimeMs],
     ];
     for (const table of TABLES) meta.push([`${table}_rows`, digests[table].rows], [`${table}_crc_sum`, digests[table].sum]);
-    for (const [key, value] of meta) insertMeta.run(key, value);
+    // better-sqlite3 binds every JS number as a REAL; a bigint goes in as an INTEGER (shown as 3, not 3.0).
+    for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
     db.exec('COMMIT');
     db.close();
     durableRename(tmp, path);
