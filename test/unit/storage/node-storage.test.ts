@@ -12,10 +12,9 @@ import {
   NotInitializedError,
   SchemaTooNewError,
   StorageClosedError,
-  StorageError,
 } from '../../../src/storage/index.ts';
 import type { EntryType } from '../../../src/raft/types.ts';
-import type { NodeStorage, PersistBatch } from '../../../src/storage/index.ts';
+import type { NodeStorage, PersistBatch, StorageError } from '../../../src/storage/index.ts';
 import { CLUSTER, NODE, entries, entry, openAndLoad, plain, useScratch } from './helpers.ts';
 
 const scratch = useScratch();
@@ -252,7 +251,7 @@ describe('corruption is refused with the file and the index named', () => {
     // B-tree page splits can leave stale copies of a row in free space: flip a byte in every copy.
     let copies = 0;
     for (let at = bytes.indexOf('MARK0012'); at >= 0; at = bytes.indexOf('MARK0012', at + 1)) {
-      bytes[at + 100] ^= 0x01;
+      bytes.writeUInt8(bytes.readUInt8(at + 100) ^ 0x01, at + 100);
       copies++;
     }
     expect(copies).toBeGreaterThan(0);

@@ -7,11 +7,10 @@ import {
   CorruptDataError,
   ForeignClusterError,
   InvalidWriteError,
-  NodeStorage,
   SNAPSHOT_FORMAT_VERSION,
   SchemaTooNewError,
 } from '../../../src/storage/index.ts';
-import type { SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
+import type { NodeStorage, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { CLUSTER, base64, entries, openAndLoad, plain, useScratch } from './helpers.ts';
 
 const scratch = useScratch();
@@ -295,8 +294,8 @@ describe('sending a snapshot to a follower', () => {
     const flipped = await catchAsync(() =>
       transfer(leader, sent, follower, (chunk, offset) => {
         if (offset !== 512 * 1024) return chunk;
-        const copy = Uint8Array.from(chunk);
-        copy[100]! ^= 0x10;
+        const copy = Buffer.from(chunk);
+        copy.writeUInt8(copy.readUInt8(100) ^ 0x10, 100);
         return copy;
       }),
     );
