@@ -1,0 +1,157 @@
+/**
+ * `npm run bench -- storage [--seconds 3] [--keys 1000000] [--dir /path/on/the/disk/to/measure]`
+ *
+ * Log appends per second (synchronous=FULL, one transaction per batch, as a
+ * node persists one Ready), and a snapshot of many keys: write, restore,
+ * full verification, streaming, file size. Real files in a temp dir; pass
+ * --dir to measure the disk a node would use (a tmpfs makes fsync free).
+ */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import type { Entry } from '../../src/raft/types.ts';
+import { nativeCrc32 } from '../../src/storage/checksum.ts';
+import { NodeStorage } from '../../src/storage/index.ts';
+import type { SnapshotKeyRow } from '../../src/storage/index.ts';
+
+const CONF = { voters: ['n1', 'n2', 'n3'], learners: [] };
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seconds: { type: 'string', default: '3' },
+      keys: { type: 'string', default: '1000000' },
+      dir: { type: 'string', default: tmpdir() },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const keyCount = Number(values.keys);
+  if (!(seconds > 0) || !Number.isSafeInteger(keyCount) || keyCount < 1) {
+    throw new Error('usage: npm run bench -- storage [--seconds N] [--keys N] [--dir PATH]');
+  }
+  const parent = resolve(values.dir);
+  const root = fs.mkdtempSync(join(parent, 'qkv-bench-storage-'));
+  try {
+    const sqliteVersion = new Database(':memory:').prepare('SELECT sqlite_version()').pluck().get() as string;
+    console.log(`storage benchmark — node ${process.version}, SQLite ${sqliteVersion}, crc32 ${nativeCrc32 ? 'node:zlib' : 'portable'}`);
+    console.log(`data dir ${root} (${filesystemOf(parent)})\n`);
+
+    console.log(`log appends, 256-byte entries, synchronous=FULL, ${seconds} s each`);
+    for (const batch of [1, 100]) appendBench(join(root, `append-${batch}`), batch, seconds);
+
+    console.log(`\nsnapshot of ${keyCount.toLocaleString('en')} keys (32-byte values, 1 in 4 with a TTL)`);
+    await snapshotBench(join(root, 'snapshot'), keyCount);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function appendBench(dir: string, batch: number, seconds: number): void {
+  const storage = NodeStorage.open(dir, { clusterId: 'bench', nodeId: 'n1', create: true });
+  try {
+    const data = new Uint8Array(256).fill(0x61);
+    const latenciesMs: number[] = [];
+    let next = 1;
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    while (performance.now() < deadline) {
+      const entries: Entry[] = [];
+      for (let i = 0; i < batch; i++) entries.push({ index: next + i, term: 1, type: 'normal', data });
+      const t0 = performance.now();
+      storage.persist({ entries, hardState: { term: 1, vote: 'n1', commit: next + batch - 1 } });
+      latenciesMs.push(performance.now() - t0);
+      next += batch;
+    }
+    const elapsedS = (performance.now() - started) / 1000;
+    const batches = latenciesMs.length;
+    latenciesMs.sort((a, b) => a - b);
+    console.log(
+      `  batch ${String(batch).padStart(3)}: ${fmt(batches / elapsedS)} persists/s, ${fmt((batches * batch) / elapsedS)} entries/s, ` +
+        `${((batches * batch * 256) / elapsedS / 1e6).toFixed(2)} MB/s of entry data; ` +
+        `latency p50 ${quantile(latenciesMs, 0.5).toFixed(2)} ms, p99 ${quantile(latenciesMs, 0.99).toFixed(2)} ms`,
+    );
+  } finally {
+    storage.close();
+  }
+}
+
+async function snapshotBench(dir: string, keyCount: number): Promise<void> {
+  const storage = NodeStorage.open(dir, { clusterId: 'bench', nodeId: 'n1', create: true });
+  try {
+    storage.persist({ entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array() }], hardState: { term: 1, vote: 'n1', commit: 1 } });
+    function* keys(): Generator<SnapshotKeyRow> {
+      for (let i = 0; i < keyCount; i++) {
+        yield {
+          key: `user:${(i * 2654435761) % 4294967296}`,
+          type: 'string',
+          value: new Uint8Array(32).fill(i & 0xff),
+          expiresAtMs: i % 4 === 0 ? 1_700_000_000_000 + i : null,
+        };
+      }
+    }
+
+    let t0 = performance.now();
+    const snapshot = await storage.writeSnapshot({ index: 1, term: 1, logTimeMs: 0, confState: CONF }, { keys: keys(), sessions: [] });
+    const writeMs = performance.now() - t0;
+
+    t0 = performance.now();
+    const reader = storage.openSnapshot(snapshot);
+    let rows = 0;
+    for (const _ of reader.keys()) rows++;
+    for (const _ of reader.sessions()) rows++;
+    reader.close();
+    const restoreMs = performance.now() - t0;
+    if (rows !== keyCount) throw new Error(`restored ${rows} rows, wrote ${keyCount}`);
+
+    t0 = performance.now();
+    const verifier = storage.openSnapshot(snapshot);
+    await verifier.verify();
+    verifier.close();
+    const verifyMs = performance.now() - t0;
+
+    t0 = performance.now();
+    let streamed = 0;
+    for await (const chunk of storage.snapshotChunks(snapshot)) streamed += chunk.length;
+    const streamMs = performance.now() - t0;
+
+    const perKey = (ms: number): string => `${((ms * 1000) / keyCount).toFixed(2)} µs/key`;
+    console.log(`  write    ${fmtMs(writeMs)}  (${perKey(writeMs)}, incl. generating the rows, fsync and rename)`);
+    console.log(`  restore  ${fmtMs(restoreMs)}  (${perKey(restoreMs)}, iterate every row, checksums verified)`);
+    console.log(`  verify   ${fmtMs(verifyMs)}  (integrity check + every row: what a follower does before installing)`);
+    console.log(`  stream   ${fmtMs(streamMs)}  (read as 1 MiB chunks, ${fmt(streamed / 1e6 / (streamMs / 1000))} MB/s)`);
+    console.log(`  file     ${(snapshot.sizeBytes / 1e6).toFixed(1)} MB  (${(snapshot.sizeBytes / keyCount).toFixed(1)} bytes/key)`);
+  } finally {
+    storage.close();
+  }
+}
+
+/** The filesystem type holding `path` (Linux), because fsync on tmpfs costs nothing. */
+function filesystemOf(path: string): string {
+  try {
+    let best = { mount: '', type: 'unknown' };
+    for (const line of fs.readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, mount, type] = line.split(' ');
+      if (mount !== undefined && type !== undefined && (path === mount || path.startsWith(mount === '/' ? '/' : `${mount}/`))) {
+        if (mount.length >= best.mount.length) best = { mount, type };
+      }
+    }
+    return `${best.type} at ${best.mount}`;
+  } catch {
+    return 'filesystem unknown';
+  }
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+function fmt(value: number): string {
+  return Math.round(value).toLocaleString('en');
+}
+
+function fmtMs(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`.padStart(8);
+}
