@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { SeededRandom, bootstrapState, joiningState } from '../../src/raft/index.ts';
 import type { ConfState, Message, NodeId, Raft } from '../../src/raft/index.ts';
 import { HistoryRecorder, checkOperations } from '../support/linearizability.ts';
@@ -65,6 +66,7 @@ export interface SimulationResult {
 const ELECTION_TICKS = 10;
 const TICK_MS = 100;
 const OPS_PER_KEY_GENERATION = 200;
+const UNKNOWNS_PER_KEY_GENERATION = 8;
 
 export function drawProfile(random: SeededRandom): FaultProfile {
   const voters = random.pick([3, 3, 5, 5, 7]);
@@ -125,7 +127,9 @@ class Simulation {
   private clientsStopped = false;
   private activeClients = 0;
   private unknownOutcomes = 0;
-  private opsIssued = 0;
+  private keyGeneration = 0;
+  private opsInGeneration = 0;
+  private unknownsInGeneration = 0;
   private readonly keysUsed = new Set<string>();
   private readonly safetyPhaseMs: number;
 
@@ -270,7 +274,9 @@ class Simulation {
       const target = leaderHint !== '' && this.nodes.has(leaderHint) ? leaderHint : this.clientRandom.pick([...this.nodes.keys()]);
       this.request(clientId, target, input, 1000 + this.clientRandom.int(3000), (hint) => {
         if (hint !== undefined) leaderHint = hint;
-        this.queue.schedule(this.clientRandom.next() * 20, next);
+        // Like a real client, back off after a timeout or a failure instead of hammering.
+        const backoffMs = hint === undefined ? this.clientRandom.next() * 20 : 50 + this.clientRandom.int(500);
+        this.queue.schedule(backoffMs, next);
       });
     };
     this.queue.schedule(this.clientRandom.next() * 100, next);
@@ -282,8 +288,13 @@ class Simulation {
    * histories keep every seed's check fast while still covering every fault.
    */
   private nextKey(): string {
-    const generation = Math.floor(this.opsIssued++ / OPS_PER_KEY_GENERATION);
-    const key = `k${generation}.${this.clientRandom.int(this.profile.keys)}`;
+    // Unknown outcomes are what make the search expensive, so they end a generation sooner.
+    if (++this.opsInGeneration > OPS_PER_KEY_GENERATION || this.unknownsInGeneration >= UNKNOWNS_PER_KEY_GENERATION) {
+      this.keyGeneration++;
+      this.opsInGeneration = 1;
+      this.unknownsInGeneration = 0;
+    }
+    const key = `k${this.keyGeneration}.${this.clientRandom.int(this.profile.keys)}`;
     this.keysUsed.add(key);
     return key;
   }
@@ -301,7 +312,10 @@ class Simulation {
       if (reply === null) {
         // No answer: a write may or may not have happened; a read tells us nothing.
         if (input.kind === 'get') this.history.discard(op);
-        else this.unknownOutcomes++;
+        else {
+          this.unknownOutcomes++;
+          this.unknownsInGeneration++;
+        }
         done('');
       } else if (reply.status === 'fail') {
         this.history.discard(op);
@@ -593,6 +607,8 @@ class Simulation {
 
   private checkHistory(): void {
     const ops = this.history.operations({ status: 'unknown' });
+    const dumpTo = process.env['SIM_DUMP_HISTORY'];
+    if (dumpTo !== undefined) writeFileSync(dumpTo, JSON.stringify(ops.map((op) => ({ ...op, return: op.return === Infinity ? null : op.return }))));
     const result = checkOperations(kvRegisterModel, ops, { maxSteps: Number(process.env.SIM_MAX_STEPS ?? 5_000_000) });
     if (result.verdict === 'illegal') throw new LinearizabilityFailure(`client history is not linearizable:\n${result.explanation}`);
     if (result.verdict === 'unknown') throw new LinearizabilityFailure(`linearizability check gave up (${result.reason}) on key partition ${result.partition}`);
