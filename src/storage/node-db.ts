@@ -4,10 +4,11 @@
  * newer format, not a quorumkv file, or structurally damaged).
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { NodeId } from '../raft/types.ts';
 import { forgetHolder, lockDataDir } from './data-dir-lock.ts';
+import { fsyncDir } from './durable-fs.ts';
 import {
   CorruptDataError,
   DataDirLockedError,
@@ -101,6 +102,9 @@ function prepareSchema(db: Db, path: string, identity: NodeIdentity, create: boo
     // A new file, or one whose creating transaction never committed.
     if (!create) throw new NotInitializedError(path);
     initialize(db, identity);
+    // SQLite syncs the file's contents, not the directory entries that make the new file findable.
+    fsyncDir(dirname(path));
+    fsyncDir(dirname(dirname(path)));
     return;
   }
   if (applicationId !== NODE_DB_APPLICATION_ID) {

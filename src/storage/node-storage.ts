@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Entry, HardState, NodeId } from '../raft/types.ts';
 import { NONE } from '../raft/types.ts';
 import { forgetHolder } from './data-dir-lock.ts';
-import { removeIfPresent } from './durable-fs.ts';
+import { fsyncDir, removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, InvalidWriteError, StorageClosedError } from './errors.ts';
 import { HardStateStore } from './hard-state-store.ts';
 import { LogStore } from './log-store.ts';
@@ -80,6 +80,14 @@ export interface PersistBatch {
   readonly snapshot?: SnapshotInstall;
 }
 
+/** The writes of one persist(), validated, for its transaction. */
+interface BatchPlan {
+  readonly record: SnapshotRecord | undefined;
+  readonly keepSuffix: boolean;
+  readonly entries: readonly Entry[];
+  readonly hardState: HardState | null;
+}
+
 export class NodeStorage {
   /** Absolute path of the data dir. */
   readonly dir: string;
@@ -96,6 +104,9 @@ export class NodeStorage {
   private snapshots: SnapshotRecord[];
   private bounds: LogBounds | null;
   private closed = false;
+  // Transaction wrappers, built once: persist() is the hot path.
+  private readonly writeBatch: (plan: BatchPlan) => [SnapshotRecord[], SnapshotRecord[]] | null;
+  private readonly recordSnapshot: (record: SnapshotRecord) => [SnapshotRecord[], SnapshotRecord[]];
 
   private constructor(
     private readonly db: Db,
@@ -114,6 +125,22 @@ export class NodeStorage {
     this.durableHardState = this.hardStates.read();
     this.snapshots = this.catalog.list();
     this.bounds = this.log.bounds();
+    this.writeBatch = db.transaction((plan: BatchPlan) => {
+      let catalog: [SnapshotRecord[], SnapshotRecord[]] | null = null;
+      if (plan.record !== undefined) {
+        this.catalog.insert(plan.record);
+        if (plan.keepSuffix) this.log.deleteThrough(plan.record.index);
+        else this.log.deleteFrom(0);
+        catalog = this.withRecord(plan.record);
+      }
+      this.log.append(plan.entries);
+      if (plan.hardState !== null) this.hardStates.write(plan.hardState);
+      return catalog;
+    });
+    this.recordSnapshot = db.transaction((record: SnapshotRecord) => {
+      this.catalog.insert(record);
+      return this.withRecord(record);
+    });
   }
 
   /**
@@ -261,35 +288,27 @@ export class NodeStorage {
       );
     }
 
-    let snapshots = this.snapshots;
-    let pruned: SnapshotRecord[] = [];
-    withCorruptionMapped(this.dbFile, () =>
-      this.db.transaction(() => {
-        if (record !== undefined) {
-          this.catalog.insert(record);
-          if (keepSuffix) this.log.deleteThrough(record.index);
-          else this.log.deleteFrom(0);
-          [snapshots, pruned] = this.withRecord(record);
-        }
-        this.log.append(entries);
-        if (hardStateChanged) this.hardStates.write(next);
-      })(),
-    );
+    const plan: BatchPlan = { record, keepSuffix, entries, hardState: hardStateChanged ? next : null };
+    const catalog = withCorruptionMapped(this.dbFile, () => this.writeBatch(plan));
     this.durableHardState = next;
     this.bounds = bounds;
-    this.snapshots = snapshots;
-    this.removeFiles(pruned);
+    if (catalog !== null) {
+      this.snapshots = catalog[0];
+      this.removeFiles(catalog[1]);
+    }
   }
 
   /**
    * Deletes the entries through `throughIndex`, which a snapshot must cover.
    * The node passes (snapshot index - trailing window) to keep recent entries
-   * for followers that are only a little behind.
+   * for followers that are only a little behind; below 1 it is a no-op.
    */
   compact(throughIndex: number): void {
     this.assertOpen();
     const latest = this.snapshots[0];
-    if (!isCount(throughIndex)) throw new InvalidWriteError(`cannot compact through ${throughIndex}: not an index`);
+    if (!Number.isSafeInteger(throughIndex)) throw new InvalidWriteError(`cannot compact through ${throughIndex}: not an index`);
+    // (snapshot index - trailing window) is below 1 while the log is young: nothing to delete yet.
+    if (throughIndex < 1) return;
     if (latest === undefined || throughIndex > latest.index) {
       throw new InvalidWriteError(
         `cannot compact through index ${throughIndex}: no snapshot covers it (the latest snapshot is at ${latest?.index ?? 'none'})`,
@@ -333,15 +352,8 @@ export class NodeStorage {
       confState: header.confState,
       sizeBytes: fileSize(path),
     };
-    let snapshots = this.snapshots;
-    let pruned: SnapshotRecord[] = [];
-    withCorruptionMapped(this.dbFile, () =>
-      this.db.transaction(() => {
-        this.catalog.insert(record);
-        [snapshots, pruned] = this.withRecord(record);
-      })(),
-    );
-    this.snapshots = snapshots;
+    const [kept, pruned] = withCorruptionMapped(this.dbFile, () => this.recordSnapshot(record));
+    this.snapshots = kept;
     this.removeFiles(pruned);
     return this.toStored(record);
   }
@@ -482,7 +494,7 @@ export class NodeStorage {
     return reader;
   }
 
-  /** The catalog with `record` added, newest first, split into the kept and the pruned records (removed from the table). */
+  /** The catalog with `record` added, newest first, split into the kept and the pruned records (removed from the table; their files go after commit). */
   private withRecord(record: SnapshotRecord): [SnapshotRecord[], SnapshotRecord[]] {
     const all = [record, ...this.snapshots].sort((a, b) => b.index - a.index);
     const kept = all.slice(0, this.retainSnapshots);
@@ -497,7 +509,7 @@ export class NodeStorage {
 
   /** Temp files of interrupted writes and transfers, and snapshot files that were never recorded. */
   private removeStrayFiles(): void {
-    fs.mkdirSync(this.snapshotDir, { recursive: true });
+    if (fs.mkdirSync(this.snapshotDir, { recursive: true }) !== undefined) fsyncDir(this.dir);
     const recorded = new Set(this.snapshots.map((s) => s.file));
     for (const name of fs.readdirSync(this.snapshotDir)) {
       if (name.endsWith('.tmp') || (SNAPSHOT_NAME.test(name) && !recorded.has(name))) removeIfPresent(join(this.snapshotDir, name));

@@ -161,6 +161,8 @@ describe('compaction', () => {
   it('refuses to compact entries no snapshot covers', async () => {
     const { storage } = withLog(10);
     expect(() => storage.compact(5)).toThrow(/no snapshot covers it \(the latest snapshot is at none\)/);
+    storage.compact(10 - 20); // a trailing window longer than the log: nothing to do
+    expect(() => storage.compact(1.5)).toThrow(/not an index/);
     await storage.writeSnapshot({ index: 5, term: 1, logTimeMs: 0, confState: CONF }, { keys: [], sessions: [] });
     expect(() => storage.compact(6)).toThrow(InvalidWriteError);
     expect(storage.load().entries).toHaveLength(10);
