@@ -2,7 +2,8 @@
  * The snapshot file: the state machine at one applied index, as a standalone
  * SQLite database that the sqlite3 shell can read.
  *
- *   meta(key, value)                                  format_version, cluster_id, index, term, log_time_ms, row counts and checksums
+ *   meta(key, value)                                  format_version, cluster_id, index, term, log_time_ms,
+ *                                                     state_digest, row counts and checksums
  *   members(node_id, role)                            the ConfState
  *   keys(key, type, value, expires_at_ms)             one row per key, in the order the state machine gave them
  *   sessions(client_id, sequence, result, last_seen_ms)
@@ -192,6 +193,7 @@ export async function writeSnapshotFile(
       ['term', header.term],
       ['log_time_ms', header.logTimeMs],
     ];
+    if (content.stateDigest !== undefined) meta.push(['state_digest', content.stateDigest]);
     for (const table of TABLES) meta.push([`${table}_rows`, digests[table].rows], [`${table}_crc_sum`, digests[table].sum]);
     // better-sqlite3 binds every JS number as a REAL; a bigint goes in as an INTEGER (shown as 3, not 3.0).
     for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
@@ -206,6 +208,7 @@ export async function writeSnapshotFile(
       writtenBy: identity.nodeId,
       keyCount: digests.keys.rows,
       sessionCount: digests.sessions.rows,
+      stateDigest: content.stateDigest ?? null,
     };
   } finally {
     if (db.open) db.close();
@@ -333,6 +336,8 @@ export class SnapshotFileReader {
             `the file holds the snapshot at index ${index} term ${term}, expected index ${String(expect.index)} term ${String(expect.term)}`,
           );
         }
+        const stateDigest = meta.get('state_digest') ?? null;
+        if (stateDigest !== null && typeof stateDigest !== 'string') throw new CorruptDataError(path, `meta 'state_digest' is not text`);
         const confState = readMembers(db, path, count('members_rows'), count('members_crc_sum'));
         const expected = {
           keys: { rows: count('keys_rows'), sum: count('keys_crc_sum') },
@@ -348,6 +353,7 @@ export class SnapshotFileReader {
           writtenBy: text('written_by'),
           keyCount: expected.keys.rows,
           sessionCount: expected.sessions.rows,
+          stateDigest,
         };
         return new SnapshotFileReader(path, info, db, expected);
       });

@@ -31,6 +31,11 @@ export type RowSource<T> = Iterable<T> | AsyncIterable<T>;
 export interface SnapshotContent {
   readonly keys: RowSource<SnapshotKeyRow>;
   readonly sessions: RowSource<SnapshotSessionRow>;
+  /**
+   * The state machine's digest of this state, kept in the file so that a
+   * restore can check it rebuilt exactly the state that was written.
+   */
+  readonly stateDigest?: string;
 }
 
 /** The state's position: applied through `index` (at `term`), with the log's clock at `logTimeMs`. */
@@ -46,6 +51,8 @@ export interface SnapshotFileInfo extends SnapshotHeader {
   readonly writtenBy: NodeId;
   readonly keyCount: number;
   readonly sessionCount: number;
+  /** SnapshotContent.stateDigest as written, or null when none was given. */
+  readonly stateDigest: string | null;
 }
 
 /** A snapshot file in the data dir: its header and where it is. */

@@ -86,7 +86,10 @@ describe('writing and reading a snapshot', () => {
   it('round-trips keys and sessions in write order, with the header, across a reopen', async () => {
     const dir = scratch.dir();
     const storage = withLog(10, dir);
-    const written = await storage.writeSnapshot({ index: 8, term: 1, logTimeMs: 1_700_000_000_999, confState: CONF }, { keys: KEYS, sessions: SESSIONS });
+    const written = await storage.writeSnapshot(
+      { index: 8, term: 1, logTimeMs: 1_700_000_000_999, confState: CONF },
+      { keys: KEYS, sessions: SESSIONS, stateDigest: 'd1g3st' },
+    );
     expect(written).toMatchObject({ index: 8, term: 1, logTimeMs: 1_700_000_000_999, confState: CONF });
     expect(written.sizeBytes).toBe(fs.statSync(written.path).size);
     expect(basename(written.path)).toMatch(/^snapshot-00000000000000000008-1-[0-9a-f]{8}\.sqlite$/);
@@ -107,6 +110,7 @@ describe('writing and reading a snapshot', () => {
       writtenBy: 'n1',
       keyCount: KEYS.length,
       sessionCount: SESSIONS.length,
+      stateDigest: 'd1g3st',
     });
     reader.close();
     expect(plainRows(readAll(reopened, written))).toEqual(plainRows({ keys: KEYS, sessions: SESSIONS }));
@@ -122,6 +126,8 @@ describe('writing and reading a snapshot', () => {
     }
     const written = await storage.writeSnapshot({ index: 3, term: 1, logTimeMs: 5, confState: CONF }, { keys: rows(KEYS), sessions: rows(SESSIONS) });
     expect(plainRows(readAll(storage, written))).toEqual(plainRows({ keys: KEYS, sessions: SESSIONS }));
+    const reader = scratch.track(storage.openSnapshot(written));
+    expect(reader.info.stateDigest).toBeNull();
   });
 
   it('refuses bad rows and headers, leaving no file behind', async () => {
