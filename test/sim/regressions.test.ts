@@ -12,6 +12,7 @@ const regressions: [seed: number, found: string][] = [
   [181, 'a member restarted by the operator after healing when the membership changed late'],
   [1281, 'leader completeness is about entries committed in earlier terms, checked at election time'],
   [1289, 'a leader elected late (delayed votes) need not hold entries committed in a later term'],
+  [894, 'a proposal whose index a newer leader overwrote (then went quiet) is failed, not left pending'],
   [1178, 'a long single-key history with unknown outcomes must stay checkable (key generations)'],
 ];
 

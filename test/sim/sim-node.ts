@@ -244,12 +244,28 @@ export class SimNode {
   private apply(entry: Parameters<SimKv['apply']>[0]): void {
     this.env.checker.onApply(this.id, entry);
     const result = this.kv.apply(entry);
+    if (entry.type === 'noop') this.failSupersededWrites(entry.index, entry.term);
     const pending = this.pendingWrites.get(entry.index);
     if (pending === undefined) return;
     this.pendingWrites.delete(entry.index);
     // Another entry took our index: ours can never commit now, so this failure is definite.
     if (pending.term !== entry.term || result === null) pending.reply({ status: 'fail', leaderHint: this.raft?.leader ?? '' });
     else pending.reply({ status: 'ok', applied: result.applied });
+  }
+
+  /**
+   * A committed entry of term T at index j means no log can hold an entry of an
+   * older term at any index >= j (terms never decrease along a log), so our
+   * proposals there can never commit. Every new term starts with a no-op, so
+   * checking at no-ops finds them all.
+   */
+  private failSupersededWrites(index: number, term: number): void {
+    for (const [proposed, pending] of this.pendingWrites) {
+      if (proposed >= index && pending.term < term) {
+        this.pendingWrites.delete(proposed);
+        pending.reply({ status: 'fail', leaderHint: this.raft?.leader ?? '' });
+      }
+    }
   }
 
   private serveReads(): void {
