@@ -201,6 +201,13 @@ export class NodeStorage {
       const bounds = first === undefined || last === undefined ? null : { firstIndex: first.index, lastIndex: last.index, lastTerm: last.term };
       this.checkConsistency(hardState, latest, bounds);
       if (latest !== undefined && first !== undefined) {
+        const atSnapshot = entries[latest.index - first.index];
+        if (atSnapshot !== undefined && atSnapshot.term !== latest.term) {
+          throw new CorruptDataError(
+            this.dbFile,
+            `log entry ${latest.index} has term ${atSnapshot.term}, but the snapshot at that index has term ${latest.term}`,
+          );
+        }
         const afterSnapshot = entries[latest.index + 1 - first.index];
         if (afterSnapshot !== undefined && afterSnapshot.term < latest.term) {
           throw new CorruptDataError(

@@ -85,12 +85,13 @@ export function useScratch(): {
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./fixtures/storage-child.ts', import.meta.url));
 
-/** Calls `onLine` with each line the child prints; resolves with its exit once it is gone. */
+/** Calls `onLine` with each line the child prints; resolves once it is gone and every line has been seen. */
 export function watchChild(child: ChildProcess, onLine: (line: string) => void): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   if (child.stdout !== null) createInterface({ input: child.stdout }).on('line', onLine);
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, stderr })));
+  // 'close', not 'exit': it comes after the child's output has been read to the end.
+  return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stderr })));
 }
 
 /** Opens, loads and closes, for tests that expect open or load to refuse. */
