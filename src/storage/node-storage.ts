@@ -73,11 +73,15 @@ export interface SnapshotInstall {
   readonly keepLogSuffix?: boolean;
 }
 
-/** One Ready's worth of writes; persist() applies the snapshot, then the entries, then the hard state. */
+/**
+ * One Ready's worth of writes; persist() applies the snapshot, then the
+ * entries, then the hard state. Absent and null mean the same (the Raft
+ * core's Ready says null for "nothing").
+ */
 export interface PersistBatch {
-  readonly hardState?: HardState;
+  readonly hardState?: HardState | null;
   readonly entries?: readonly Entry[];
-  readonly snapshot?: SnapshotInstall;
+  readonly snapshot?: SnapshotInstall | null;
 }
 
 /** The writes of one persist(), validated, for its transaction. */
@@ -229,8 +233,8 @@ export class NodeStorage {
   persist(batch: PersistBatch): void {
     this.assertOpen();
     const entries = batch.entries ?? [];
-    const install = batch.snapshot;
-    const hardState = batch.hardState;
+    const install = batch.snapshot ?? undefined;
+    const hardState = batch.hardState ?? undefined;
     const hardStateChanged = hardState !== undefined && !sameHardState(hardState, this.durableHardState);
     if (entries.length === 0 && install === undefined && !hardStateChanged) return;
 

@@ -80,6 +80,7 @@ describe('persist and load', () => {
     const { storage } = withLog(3);
     const before = storage.load();
     storage.persist({});
+    storage.persist({ hardState: null, entries: [], snapshot: null });
     storage.persist({ hardState: { term: 1, vote: 'n1', commit: 3 }, entries: [] });
     expect(storage.load()).toEqual(before);
   });
