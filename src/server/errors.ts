@@ -1,0 +1,53 @@
+/**
+ * The node's own failures. Each has a stable `code`; grpc-status.ts maps
+ * them, and the state machine's and the core's errors, to gRPC statuses.
+ */
+import type { NodeId } from '../raft/index.ts';
+
+export abstract class NodeError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The request waited longer than its deadline for commit or apply; it may still take effect. */
+export class DeadlineError extends NodeError {
+  readonly code = 'DEADLINE_EXCEEDED';
+  constructor(readonly timeoutMs: number) {
+    super(`not committed within ${timeoutMs} ms; it may still take effect (retry with the same client_id and sequence to be sure)`);
+  }
+}
+
+/** Leadership changed before the request could complete; it did not take effect and is safe to retry. */
+export class LeadershipLostError extends NodeError {
+  readonly code = 'LEADERSHIP_LOST';
+  constructor(readonly leader: NodeId) {
+    super(`leadership changed before the request committed; retry${leader === '' ? '' : ` (the leader is now ${leader})`}`);
+  }
+}
+
+/** This node is shutting down. */
+export class NodeStoppedError extends NodeError {
+  readonly code = 'NODE_STOPPED';
+  constructor() {
+    super('the node is shutting down; retry on another member');
+  }
+}
+
+/** No leader is known, so the request cannot be forwarded. */
+export class NoLeaderError extends NodeError {
+  readonly code = 'NO_LEADER';
+  constructor() {
+    super('no leader is known right now (an election may be under way); retry shortly');
+  }
+}
+
+/** The request may or may not have taken effect (e.g. it was overtaken by a snapshot install). */
+export class OutcomeUnknownError extends NodeError {
+  readonly code = 'OUTCOME_UNKNOWN';
+  constructor(reason: string) {
+    super(`${reason}: the write may or may not have taken effect; retry with the same client_id and sequence to find out`);
+  }
+}

@@ -1,0 +1,464 @@
+/**
+ * Drives one Raft core with real time, SQLite storage and the state machine:
+ * a tick timer, and the Ready loop (persist, then send, then apply, then
+ * advance). Client writes become log entries and resolve when applied here;
+ * linearizable reads wait for a ReadIndex and for apply to reach it.
+ */
+import type { Logger } from 'pino';
+import { NotLeaderError, Raft, SeededRandom, decodeConfChange } from '../raft/index.ts';
+import type { ConfChange, Entry, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
+import type { ClientSession, Command, Result } from '../state/index.ts';
+import { StateMachine, encodeEntry } from '../state/index.ts';
+import type { StateMachineConfig } from '../state/index.ts';
+import type { NodeStorage, StoredSnapshot } from '../storage/index.ts';
+import { DeadlineError, LeadershipLostError, NodeStoppedError, OutcomeUnknownError } from './errors.ts';
+
+export interface MessageSender {
+  send(messages: readonly Message[]): void;
+}
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  readonly storage: NodeStorage;
+  readonly stateConfig: Partial<StateMachineConfig>;
+  readonly logger: Logger;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly maxInflightAppends: number;
+  readonly snapshotEntries: number;
+  readonly snapshotKeepEntries: number;
+  /** Wall-clock milliseconds; injected so tests can move time. */
+  readonly now: () => number;
+}
+
+/** What the node tells its observers after each applied entry. */
+export interface AppliedEntry {
+  readonly entry: Entry;
+  /** The state machine's result for a normal entry; null for no-ops and membership changes. */
+  readonly result: Result | null;
+}
+
+const OK: Result = { kind: 'ok' };
+
+interface PendingWrite {
+  readonly term: number;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface PendingApply {
+  readonly index: number;
+  readonly resolve: () => void;
+}
+
+export class RaftNode {
+  readonly id: NodeId;
+  state: StateMachine;
+  private readonly raft: Raft;
+  private readonly storage: NodeStorage;
+  private readonly logger: Logger;
+  private readonly options: RaftNodeOptions;
+  private sender: MessageSender = { send() {} };
+  private tickTimer: NodeJS.Timeout | null = null;
+  private processScheduled = false;
+  private stopped = false;
+  /** Leader only: the last timestamp put in an entry; entry time never goes backwards. */
+  private lastStampMs = 0;
+  private readonly pendingWrites = new Map<number, PendingWrite>();
+  private readonly pendingReads = new Map<number, { resolve: (index: number) => void; reject: (error: Error) => void }>();
+  private nextReadId = 1;
+  private waitingForApply: PendingApply[] = [];
+  /** Snapshots received from the leader, waiting for the core to install them. */
+  private readonly receivedSnapshots = new Map<number, StoredSnapshot>();
+  private snapshotInProgress = false;
+  private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
+  private readonly leaderListeners: ((leader: NodeId, term: number) => void)[] = [];
+  private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
+
+  constructor(options: RaftNodeOptions) {
+    this.options = options;
+    this.id = options.id;
+    this.storage = options.storage;
+    this.logger = options.logger;
+    const loaded = options.storage.load();
+    this.state = new StateMachine(options.stateConfig);
+    if (loaded.snapshot !== null) this.state = this.restoreState(loaded.snapshot);
+    this.raft = new Raft(
+      {
+        id: options.id,
+        // Election jitter only needs to differ between nodes and restarts.
+        random: new SeededRandom(hashSeed(`${options.id}:${options.now()}`)),
+        electionTicks: options.electionTicks,
+        heartbeatTicks: 1,
+        maxInflightMessages: options.maxInflightAppends,
+        logger: options.logger,
+      },
+      { hardState: loaded.hardState, snapshot: loaded.snapshot, entries: loaded.entries },
+    );
+  }
+
+  setSender(sender: MessageSender): void {
+    this.sender = sender;
+  }
+
+  start(): void {
+    this.tickTimer = setInterval(() => {
+      this.raft.tick();
+      this.process();
+    }, this.options.tickMs);
+    this.scheduleProcess();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    const error = new NodeStoppedError();
+    for (const pending of this.pendingWrites.values()) pending.reject(error);
+    for (const pending of this.pendingReads.values()) pending.reject(error);
+    this.pendingWrites.clear();
+    this.pendingReads.clear();
+  }
+
+  onApplied(listener: (applied: AppliedEntry) => void): void {
+    this.appliedListeners.push(listener);
+  }
+
+  onLeaderChange(listener: (leader: NodeId, term: number) => void): void {
+    this.leaderListeners.push(listener);
+  }
+
+  onMembershipChange(listener: (change: ConfChange, index: number) => void): void {
+    this.membershipListeners.push(listener);
+  }
+
+  // ---- Inputs -------------------------------------------------------------
+
+  step(messages: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) this.raft.step(message);
+    this.scheduleProcess();
+  }
+
+  /** A snapshot file the transport finished receiving and verifying. */
+  snapshotReceived(file: StoredSnapshot): void {
+    this.receivedSnapshots.set(file.index, file);
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    this.raft.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: NodeId, ok: boolean): void {
+    this.raft.reportSnapshot(peer, ok);
+    this.scheduleProcess();
+  }
+
+  /**
+   * Proposes a write; resolves with its result once it is committed and
+   * applied here. Throws NotLeaderError on a follower (the caller forwards).
+   */
+  propose(command: Command, session: ClientSession | null, timeoutMs: number): Promise<Result> {
+    this.assertRunning();
+    const data = encodeEntry({ timeMs: this.stamp(), session, command });
+    const proposal = this.raft.propose([data]);
+    this.scheduleProcess();
+    return this.awaitProposal(proposal, timeoutMs);
+  }
+
+  proposeConfChange(change: ConfChange, timeoutMs: number): Promise<Result> {
+    this.assertRunning();
+    const proposal = this.raft.proposeConfChange(change);
+    this.scheduleProcess();
+    return this.awaitProposal(proposal, timeoutMs);
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.raft.transferLeadership(to);
+    this.scheduleProcess();
+  }
+
+  /** Leader only: confirms leadership with a quorum and resolves with the index reads must wait for. */
+  readIndex(timeoutMs: number): Promise<number> {
+    this.assertRunning();
+    const requestId = this.nextReadId++;
+    this.raft.readIndex(requestId);
+    this.scheduleProcess();
+    return withTimeout(
+      new Promise<number>((resolve, reject) => this.pendingReads.set(requestId, { resolve, reject })),
+      timeoutMs,
+      () => this.pendingReads.delete(requestId),
+    );
+  }
+
+  /** Resolves once the state machine has applied `index`. */
+  waitApplied(index: number, timeoutMs: number): Promise<void> {
+    if (this.state.lastAppliedIndex >= index) return Promise.resolve();
+    let entry: PendingApply;
+    return withTimeout(
+      new Promise<void>((resolve) => {
+        entry = { index, resolve };
+        this.waitingForApply.push(entry);
+      }),
+      timeoutMs,
+      () => {
+        this.waitingForApply = this.waitingForApply.filter((w) => w !== entry);
+      },
+    );
+  }
+
+  /** Takes a snapshot now (unless one is being written); resolves with it. */
+  async snapshotNow(): Promise<StoredSnapshot> {
+    await this.takeSnapshot();
+    const latest = this.storage.latestSnapshot;
+    if (latest === null) throw new Error('no snapshot could be taken: nothing is applied yet');
+    return latest;
+  }
+
+  // ---- Introspection ------------------------------------------------------
+
+  get status() {
+    return this.raft.status();
+  }
+
+  get isLeader(): boolean {
+    return this.raft.currentRole === 'leader';
+  }
+
+  get leader(): NodeId {
+    return this.raft.leader;
+  }
+
+  /** Log time for reads here: never behind what was applied, so an expired key stays expired. */
+  readTimeMs(): number {
+    return Math.max(this.options.now(), this.state.logTimeMs);
+  }
+
+  // ---- The Ready loop -----------------------------------------------------
+
+  private scheduleProcess(): void {
+    if (this.processScheduled || this.stopped) return;
+    this.processScheduled = true;
+    // Everything that arrives in this turn of the event loop goes into one Ready: batching.
+    setImmediate(() => {
+      this.processScheduled = false;
+      this.process();
+    });
+  }
+
+  private process(): void {
+    if (this.stopped) return;
+    while (this.raft.hasReady()) this.handleReady(this.raft.ready());
+    this.maybeSnapshot();
+  }
+
+  private handleReady(rd: Ready): void {
+    const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
+    // 1. Durable before anything that depends on it leaves this node.
+    this.storage.persist({
+      hardState: rd.hardState,
+      entries: rd.entries,
+      snapshot: snapshotFile === null ? null : { file: snapshotFile },
+    });
+    // 2. Send.
+    if (rd.messages.length > 0) this.sender.send(rd.messages);
+    if (rd.softState !== null) {
+      this.logger.info({ role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader }, 'role changed');
+      for (const listener of this.leaderListeners) listener(rd.softState.leader, rd.softState.term);
+      if (rd.softState.role !== 'leader') this.lastStampMs = 0;
+    }
+    // 3. Apply.
+    if (snapshotFile !== null) this.installSnapshot(snapshotFile);
+    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    for (const id of rd.abortedReads) this.settleRead(id, new LeadershipLostError(this.raft.leader));
+    for (const { requestId, index } of rd.readStates) this.settleRead(requestId, index);
+    this.releaseWaiters();
+    // 4. Done.
+    this.raft.advance();
+  }
+
+  private applyEntry(entry: Entry): void {
+    let result: Result | null = null;
+    if (entry.type === 'normal') {
+      result = this.state.apply(entry.index, entry.data);
+    } else {
+      this.state.markApplied(entry.index);
+      if (entry.type === 'noop') this.failSupersededWrites(entry.index, entry.term);
+      else {
+        const change = decodeConfChange(entry.data);
+        for (const listener of this.membershipListeners) listener(change, entry.index);
+      }
+    }
+    const pending = this.pendingWrites.get(entry.index);
+    if (pending !== undefined) {
+      this.pendingWrites.delete(entry.index);
+      // Another entry took our index: ours can never commit, so retrying is safe.
+      if (pending.term !== entry.term) pending.reject(new LeadershipLostError(this.raft.leader));
+      else pending.resolve(result ?? OK);
+    }
+    for (const listener of this.appliedListeners) listener({ entry, result });
+  }
+
+  /**
+   * A committed entry of a newer term at index j means no log can hold an older
+   * term's entry at j or after (terms never decrease along a log): our earlier
+   * proposals there are lost. Every term begins with a no-op, so this runs there.
+   */
+  private failSupersededWrites(index: number, term: number): void {
+    for (const [proposed, pending] of this.pendingWrites) {
+      if (proposed >= index && pending.term < term) {
+        this.pendingWrites.delete(proposed);
+        pending.reject(new LeadershipLostError(this.raft.leader));
+      }
+    }
+  }
+
+  private settleRead(requestId: number, outcome: number | Error): void {
+    const pending = this.pendingReads.get(requestId);
+    if (pending === undefined) return;
+    this.pendingReads.delete(requestId);
+    if (typeof outcome === 'number') pending.resolve(outcome);
+    else pending.reject(outcome);
+  }
+
+  private releaseWaiters(): void {
+    if (this.waitingForApply.length === 0) return;
+    const applied = this.state.lastAppliedIndex;
+    const still: PendingApply[] = [];
+    for (const waiter of this.waitingForApply) {
+      if (waiter.index <= applied) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.waitingForApply = still;
+  }
+
+  private takeReceivedSnapshot(meta: SnapshotMeta): StoredSnapshot {
+    const file = this.receivedSnapshots.get(meta.index);
+    if (file === undefined || file.term !== meta.term) {
+      throw new Error(`the core installs snapshot ${meta.index}/${meta.term}, but no such file was received`);
+    }
+    this.receivedSnapshots.clear();
+    return file;
+  }
+
+  private installSnapshot(file: StoredSnapshot): void {
+    this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
+    this.state = this.restoreState(file);
+    // Our proposals up to here may or may not be in it: their clients must retry with their session.
+    for (const [index, pending] of this.pendingWrites) {
+      if (index <= file.index) {
+        this.pendingWrites.delete(index);
+        pending.reject(new OutcomeUnknownError('this node installed a snapshot from the leader'));
+      }
+    }
+  }
+
+  private restoreState(file: StoredSnapshot): StateMachine {
+    const reader = this.storage.openSnapshot(file);
+    try {
+      const state = StateMachine.fromRows(
+        { lastAppliedIndex: file.index, logTimeMs: file.logTimeMs, keyRows: reader.keys(), sessionRows: reader.sessions() },
+        this.options.stateConfig,
+      );
+      const expected = reader.info.stateDigest;
+      if (expected !== null && expected !== state.digest()) {
+        throw new Error(`snapshot ${file.path} restored to digest ${state.digest()}, but it was written with ${expected}`);
+      }
+      return state;
+    } finally {
+      reader.close();
+    }
+  }
+
+  // ---- Snapshots ----------------------------------------------------------
+
+  private maybeSnapshot(): void {
+    const snapshotIndex = this.raft.status().snapshotIndex;
+    if (this.snapshotInProgress || this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries) return;
+    void this.takeSnapshot().catch((error: unknown) => this.logger.error({ err: error }, 'snapshot failed'));
+  }
+
+  private async takeSnapshot(): Promise<void> {
+    if (this.snapshotInProgress) return;
+    const status = this.raft.status();
+    if (this.state.lastAppliedIndex <= status.snapshotIndex) return;
+    this.snapshotInProgress = true;
+    try {
+      // A point-in-time view: apply goes on while the file is written.
+      const view = this.state.exportRows();
+      const index = view.lastAppliedIndex;
+      const began = this.options.now();
+      let file: StoredSnapshot;
+      try {
+        file = await this.storage.writeSnapshot(
+          { index, term: this.termAt(index), confState: this.raft.membership, logTimeMs: view.logTimeMs },
+          { keys: view.keyRows, sessions: view.sessionRows, stateDigest: view.digest },
+        );
+      } finally {
+        view.close();
+      }
+      if (this.stopped) return;
+      const meta = this.raft.compact(index, this.options.snapshotKeepEntries);
+      this.storage.compact(index - this.options.snapshotKeepEntries);
+      this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began }, 'snapshot taken');
+    } finally {
+      this.snapshotInProgress = false;
+    }
+  }
+
+  private termAt(index: number): number {
+    const entry = this.raft.entry(index);
+    if (entry !== undefined) return entry.term;
+    const snapshot = this.storage.latestSnapshot;
+    if (snapshot !== null && snapshot.index === index) return snapshot.term;
+    throw new Error(`no term known for applied index ${index}`);
+  }
+
+  // ---- Helpers ------------------------------------------------------------
+
+  private awaitProposal(proposal: Proposal, timeoutMs: number): Promise<Result> {
+    const index = proposal.lastIndex;
+    return withTimeout(
+      new Promise<Result>((resolve, reject) => this.pendingWrites.set(index, { term: proposal.term, resolve, reject })),
+      timeoutMs,
+      () => this.pendingWrites.delete(index),
+    );
+  }
+
+  /** Entry time: the leader's clock, but never behind the last stamp or the applied log time. */
+  private stamp(): number {
+    const now = Math.max(this.options.now(), this.lastStampMs, this.state.logTimeMs);
+    this.lastStampMs = now;
+    return now;
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new NodeStoppedError();
+    if (this.raft.currentRole !== 'leader') throw new NotLeaderError(this.raft.leader);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout();
+      reject(new DeadlineError(timeoutMs));
+    }, timeoutMs);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
+function hashSeed(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
