@@ -116,14 +116,25 @@ export class ByteWriter {
 
 export class ByteReader {
   private pos: number;
-  private readonly end: number;
-  /** Whether decoded byte strings may be views of `buf` (see bytes()). */
-  private readonly share: boolean;
+  private end: number;
+  /**
+   * Whether decoded byte strings may be views of `buf` (see bytes()); -1 until
+   * first needed, because reading `.buffer` of a small on-heap typed array
+   * makes V8 move it off the heap, which costs more than a whole decode.
+   */
+  private share = -1;
 
-  constructor(private readonly buf: Uint8Array) {
+  constructor(private buf: Uint8Array) {
     this.pos = 0;
     this.end = buf.length;
-    this.share = buf.buffer.byteLength <= buf.byteLength + SHARED_BUFFER_SLACK_BYTES;
+  }
+
+  /** Starts reading another buffer: one reader serves many decodes without allocating. */
+  reset(buf: Uint8Array): void {
+    this.buf = buf;
+    this.pos = 0;
+    this.end = buf.length;
+    this.share = -1;
   }
 
   get remaining(): number {
@@ -187,7 +198,10 @@ export class ByteReader {
     const start = this.pos;
     this.pos += len;
     const buf = this.buf;
-    if (len > SMALL_COPY_BYTES && this.share) return new Uint8Array(buf.buffer, buf.byteOffset + start, len);
+    if (len > SMALL_COPY_BYTES) {
+      if (this.share < 0) this.share = buf.buffer.byteLength <= buf.byteLength + SHARED_BUFFER_SLACK_BYTES ? 1 : 0;
+      if (this.share === 1) return new Uint8Array(buf.buffer, buf.byteOffset + start, len);
+    }
     const out = new Uint8Array(len);
     for (let i = 0; i < len; i++) out[i] = buf[start + i] as number;
     return out;
@@ -196,20 +210,54 @@ export class ByteReader {
   string(): string {
     const len = this.length();
     const start = this.pos;
-    const buf = this.buf;
     this.pos += len;
-    if (len <= 24) {
-      // Short ASCII (most keys and field names) decodes faster by hand than through TextDecoder.
-      let s = '';
-      for (let i = start; i < start + len; i++) {
-        const c = buf[i] as number;
-        if (c >= 0x80) return decodeUtf8(buf.subarray(start, start + len));
-        s += String.fromCharCode(c);
-      }
-      return s;
+    if (len <= INTERN_MAX_LENGTH) {
+      const s = internAscii(this.buf, start, len);
+      if (s !== null) return s;
     }
-    return decodeUtf8(buf.subarray(start, start + len));
+    return decodeUtf8(this.buf.subarray(start, start + len));
   }
+}
+
+/**
+ * Short ASCII strings (most keys and field names) go through a small
+ * direct-mapped cache of recently decoded strings: a hit skips building a new
+ * string, and returns one whose hash V8 has already computed, which makes the
+ * Map lookup that follows cheaper too. Purely a speed-up: same string either way.
+ */
+const INTERN_MAX_LENGTH = 32;
+const INTERN_SLOTS = 8192;
+const internCache = new Array<string>(INTERN_SLOTS).fill('');
+
+function internAscii(buf: Uint8Array, start: number, len: number): string | null {
+  const end = start + len;
+  let h = len;
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    if (c >= 0x80) return null;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  const cached = internCache[slot] as string;
+  if (cached.length === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (cached.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
+  }
+  // Four characters per call: far fewer intermediate strings than one at a time.
+  let s = '';
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    s += String.fromCharCode(buf[i] as number, buf[i + 1] as number, buf[i + 2] as number, buf[i + 3] as number);
+  }
+  for (; i < end; i++) s += String.fromCharCode(buf[i] as number);
+  internCache[slot] = s;
+  return s;
 }
 
 function decodeUtf8(bytes: Uint8Array): string {

@@ -78,9 +78,9 @@ const TYPES: readonly (ValueType | 'none')[] = ['none', 'string', 'list', 'hash'
 const FLAG_SESSION = 1;
 const SET_KEEP_TTL = 4;
 
-const OPS_BY_CODE = new Map<number, Command['op']>(Object.entries(OPCODES).map(([op, code]) => [code, op as Command['op']]));
 
 const writer = new ByteWriter(1024);
+const entryReader = new ByteReader(new Uint8Array(0));
 
 export function encodeCommand(command: Command): Uint8Array {
   writer.reset();
@@ -111,7 +111,9 @@ export function encodeEntry(payload: EntryPayload): Uint8Array {
 }
 
 export function decodeEntry(bytes: Uint8Array): EntryPayload {
-  const reader = new ByteReader(bytes);
+  // Not re-entrant, and need not be: decoding never calls out.
+  const reader = entryReader;
+  reader.reset(bytes);
   readFormat(reader);
   const flags = reader.u8();
   if ((flags & ~FLAG_SESSION) !== 0) throw new CodecError(`entry has unknown flags 0x${flags.toString(16)}`);
@@ -280,61 +282,63 @@ function readStrings(r: ByteReader): string[] {
 
 function readCommand(r: ByteReader, inTxn: boolean): Command {
   const code = r.u8();
-  const op = OPS_BY_CODE.get(code);
-  if (op === undefined) throw new CodecError(`unknown opcode ${code}`);
-  switch (op) {
-    case 'get':
-    case 'ttl':
-    case 'type':
-    case 'llen':
-    case 'hgetall':
-    case 'hlen':
-      return { op, key: r.string() };
-    case 'set': {
+  // A numeric switch: this is the hot path of every apply.
+  switch (code) {
+    case OPCODES.get:
+      return { op: 'get', key: r.string() };
+    case OPCODES.set: {
       const key = r.string();
       const flags = r.u8();
       const condition = CONDITIONS[flags & 3];
       if (condition === undefined || (flags & ~7) !== 0) throw new CodecError(`set has bad flags 0x${flags.toString(16)}`);
       const ttlMs = r.varint();
-      return { op, key, ttlMs, condition, keepTtl: (flags & SET_KEEP_TTL) !== 0, value: r.bytes() };
+      return { op: 'set', key, ttlMs, condition, keepTtl: (flags & SET_KEEP_TTL) !== 0, value: r.bytes() };
     }
-    case 'delete':
-    case 'exists':
-    case 'expireSweep':
-      return { op, keys: readStrings(r) };
-    case 'expire':
-      return { op, key: r.string(), ttlMs: r.varint() };
-    case 'keys': {
+    case OPCODES.delete:
+      return { op: 'delete', keys: readStrings(r) };
+    case OPCODES.exists:
+      return { op: 'exists', keys: readStrings(r) };
+    case OPCODES.expire:
+      return { op: 'expire', key: r.string(), ttlMs: r.varint() };
+    case OPCODES.ttl:
+      return { op: 'ttl', key: r.string() };
+    case OPCODES.type:
+      return { op: 'type', key: r.string() };
+    case OPCODES.keys: {
       const pattern = r.string();
-      return { op, pattern, limit: r.varint(), cursor: r.string() };
+      return { op: 'keys', pattern, limit: r.varint(), cursor: r.string() };
     }
-    case 'size':
-    case 'clear':
-      return { op };
-    case 'lpush':
-    case 'rpush': {
+    case OPCODES.size:
+      return { op: 'size' };
+    case OPCODES.clear:
+      return { op: 'clear' };
+    case OPCODES.lpush:
+    case OPCODES.rpush: {
       const key = r.string();
       const n = r.length();
       const values = new Array<Uint8Array>(n);
       for (let i = 0; i < n; i++) values[i] = r.bytes();
-      return { op, key, values };
+      return { op: code === OPCODES.lpush ? 'lpush' : 'rpush', key, values };
     }
-    case 'lpop':
-    case 'rpop':
-      return { op, key: r.string(), count: r.varint() };
-    case 'lindex':
-      return { op, key: r.string(), index: r.zigzag() };
-    case 'lset': {
+    case OPCODES.lpop:
+      return { op: 'lpop', key: r.string(), count: r.varint() };
+    case OPCODES.rpop:
+      return { op: 'rpop', key: r.string(), count: r.varint() };
+    case OPCODES.lindex:
+      return { op: 'lindex', key: r.string(), index: r.zigzag() };
+    case OPCODES.lset: {
       const key = r.string();
       const index = r.zigzag();
-      return { op, key, index, value: r.bytes() };
+      return { op: 'lset', key, index, value: r.bytes() };
     }
-    case 'lrange': {
+    case OPCODES.lrange: {
       const key = r.string();
       const start = r.zigzag();
-      return { op, key, start, stop: r.zigzag() };
+      return { op: 'lrange', key, start, stop: r.zigzag() };
     }
-    case 'hset': {
+    case OPCODES.llen:
+      return { op: 'llen', key: r.string() };
+    case OPCODES.hset: {
       const key = r.string();
       const n = r.length(2);
       const fields = new Array<readonly [string, Uint8Array]>(n);
@@ -342,34 +346,42 @@ function readCommand(r: ByteReader, inTxn: boolean): Command {
         const field = r.string();
         fields[i] = [field, r.bytes()];
       }
-      return { op, key, fields };
+      return { op: 'hset', key, fields };
     }
-    case 'hget': {
+    case OPCODES.hget: {
       const key = r.string();
-      return { op, key, field: r.string() };
+      return { op: 'hget', key, field: r.string() };
     }
-    case 'hdel': {
+    case OPCODES.hdel: {
       const key = r.string();
-      return { op, key, fields: readStrings(r) };
+      return { op: 'hdel', key, fields: readStrings(r) };
     }
-    case 'txn': {
+    case OPCODES.hgetall:
+      return { op: 'hgetall', key: r.string() };
+    case OPCODES.hlen:
+      return { op: 'hlen', key: r.string() };
+    case OPCODES.txn: {
       if (inTxn) throw new CodecError('a Txn inside a Txn');
       const nCompares = r.length(3);
       const compares = new Array<Compare>(nCompares);
       for (let i = 0; i < nCompares; i++) compares[i] = readCompare(r);
       const success = readBranch(r);
       const failure = readBranch(r);
-      return { op, compares, success, failure };
+      return { op: 'txn', compares, success, failure };
     }
-    case 'evict': {
+    case OPCODES.expireSweep:
+      return { op: 'expireSweep', keys: readStrings(r) };
+    case OPCODES.evict: {
       const n = r.length(2);
       const keys = new Array<EvictTarget>(n);
       for (let i = 0; i < n; i++) {
         const key = r.string();
         keys[i] = { key, fingerprint: r.varint() };
       }
-      return { op, keys };
+      return { op: 'evict', keys };
     }
+    default:
+      throw new CodecError(`unknown opcode ${code}`);
   }
 }
 

@@ -224,7 +224,7 @@ export class Executor {
       }
       case 'hgetall': {
         const hash = this.hash(c.key, now, mode);
-        return { kind: 'fields', fields: hash === undefined ? [] : [...hash.fields] };
+        return { kind: 'fields', fields: hash === undefined ? [] : hash.toArray() };
       }
       case 'hlen': {
         const hash = this.hash(c.key, now, mode);
@@ -349,10 +349,13 @@ export class Executor {
 
   private hset(c: HSetCommand, now: number): Result {
     const fields = c.fields;
-    if (fields.length === 0) throw new InvalidArgumentError('hset needs at least one field');
-    for (const [field, value] of fields) {
-      this.checkField(field);
-      this.checkValue(value);
+    const n = fields.length;
+    if (n === 0) throw new InvalidArgumentError('hset needs at least one field');
+    // Index loops, not for-of destructuring: this is a hot path, and each pair is a tuple.
+    for (let i = 0; i < n; i++) {
+      const pair = fields[i] as readonly [string, Uint8Array];
+      this.checkField(pair[0]);
+      this.checkValue(pair[1]);
     }
     const stored = this.ks.stored(c.key);
     const live = stored !== undefined && stored.expiresAtMs > now ? stored : undefined;
@@ -368,28 +371,31 @@ export class Executor {
       keyBytes = this.checkKey(c.key);
       delta = keyBytes + KEY_OVERHEAD_BYTES - (stored === undefined ? 0 : stored.bytes);
     }
-    if (fields.length === 1) {
-      const [field, value] = fields[0] as readonly [string, Uint8Array];
-      const old = hash?.get(field);
-      delta += old === undefined ? fieldBytes(field, value) : value.length - old.length;
-    } else {
-      const pending = new Map<string, Uint8Array>();
-      for (const [field, value] of fields) {
-        const old = pending.get(field) ?? hash?.get(field);
+    if (this.budgeted()) {
+      const pending = n > 1 ? new Map<string, Uint8Array>() : undefined;
+      for (let i = 0; i < n; i++) {
+        const [field, value] = fields[i] as readonly [string, Uint8Array];
+        const old = pending?.get(field) ?? hash?.get(field);
         delta += old === undefined ? fieldBytes(field, value) : value.length - old.length;
-        pending.set(field, value);
+        pending?.set(field, value);
       }
+      this.checkBudget(delta);
     }
-    this.checkBudget(delta);
     let added = 0;
     if (live !== undefined && hash !== undefined) {
       this.ks.beginChange(live);
-      for (const [field, value] of fields) if (hash.set(field, value)) added++;
+      for (let i = 0; i < n; i++) {
+        const pair = fields[i] as readonly [string, Uint8Array];
+        if (hash.set(pair[0], pair[1])) added++;
+      }
       this.ks.endChange(live);
     } else {
       if (stored !== undefined) this.ks.remove(stored);
       const fresh = new HashValue();
-      for (const [field, value] of fields) if (fresh.set(field, value)) added++;
+      for (let i = 0; i < n; i++) {
+        const pair = fields[i] as readonly [string, Uint8Array];
+        if (fresh.set(pair[0], pair[1])) added++;
+      }
       this.ks.create(c.key, keyBytes, fresh, NO_EXPIRY);
     }
     return count(added);
@@ -505,15 +511,19 @@ export class Executor {
     }
   }
 
+  /** Whether writes are checked against a budget here (not inside a Txn, which is checked as a whole). */
+  private budgeted(): boolean {
+    return !this.inTxn && this.config.maxMemoryBytes > 0 && this.config.eviction === 'noeviction';
+  }
+
   /**
    * Refuses a write that grows memory use past the budget when eviction is
    * off. Writes that shrink or keep it pass even over budget (e.g. after a
    * lower budget was configured), so the store can always be cleaned up.
    */
   private checkBudget(delta: number, base = this.ks.memoryUsed): void {
-    if (this.inTxn) return;
+    if (delta <= 0 || !this.budgeted()) return;
     const max = this.config.maxMemoryBytes;
-    if (max === 0 || this.config.eviction !== 'noeviction' || delta <= 0) return;
     if (base + delta > max) {
       throw new ResourceExhaustedError(
         `memory budget of ${max} bytes would be exceeded (${base} used, this write adds ${delta}); eviction is off`,

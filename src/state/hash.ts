@@ -4,8 +4,8 @@
  * order. BigInt arithmetic would be far slower; two Smi-sized lanes are
  * cheap to keep on every key. Results land in `lanes` to avoid allocating.
  *
- * Also the modular arithmetic behind the list hash, which must be updatable
- * in O(1) at both ends of a list (see list-value.ts).
+ * Also the arithmetic behind the list hash, which must be updatable in O(1)
+ * at both ends of a list (see list-value.ts).
  */
 
 /** Output of the hash functions: [lane0, lane1], int32 each. */
@@ -99,30 +99,30 @@ export function hex32(x: number): string {
   return (x >>> 0).toString(16).padStart(8, '0');
 }
 
-// The list hash works modulo two primes below 2^31, one per lane.
-export const P0 = 2147483647; // 2^31 - 1
-export const P1 = 2147483629; // the largest prime below 2^31 - 1
+// The list hash is a polynomial modulo 2^32 (see list-value.ts): Math.imul
+// multiplies in that ring in one instruction, and an odd base has an inverse.
 
-/** (a * b) mod p for a, b < p < 2^31, exact in doubles: split b so no product exceeds 2^48. */
-export function mulmod(a: number, b: number, p: number): number {
-  const hi = (a * (b >>> 16)) % p;
-  return (hi * 65536 + a * (b & 0xffff)) % p;
-}
-
-export function powmod(base: number, exp: number, p: number): number {
+/** x^e mod 2^32 by squaring. */
+export function powImul(x: number, e: number): number {
   let result = 1;
-  let b = base % p;
-  let e = exp;
+  let b = x | 0;
   while (e > 0) {
-    if (e % 2 === 1) result = mulmod(result, b, p);
-    b = mulmod(b, b, p);
+    if (e % 2 === 1) result = Math.imul(result, b);
+    b = Math.imul(b, b);
     e = Math.floor(e / 2);
   }
   return result;
 }
 
-// Bases of the polynomial list hash and their inverses (Fermat: b^(p-2)), per lane.
-export const B0 = 0x2545f491 % P0;
-export const B1 = 0x1d8e4e27 % P1;
-export const B0_INV = powmod(B0, P0 - 2, P0);
-export const B1_INV = powmod(B1, P1 - 2, P1);
+/** The inverse of an odd x mod 2^32 (Newton's iteration doubles the correct low bits each step). */
+export function inverseImul(x: number): number {
+  let inv = x | 0; // correct to 3 bits for odd x
+  for (let i = 0; i < 5; i++) inv = Math.imul(inv, 2 - Math.imul(x, inv));
+  return inv;
+}
+
+// Bases of the two lanes (odd, so invertible) and their inverses.
+export const B0 = 0x2545f491 | 0;
+export const B1 = 0x9e3779b1 | 0;
+export const B0_INV = inverseImul(B0);
+export const B1_INV = inverseImul(B1);

@@ -2,14 +2,19 @@
  * A list value: a deque of byte strings plus what the state needs to keep in
  * O(1) per operation, its accounted bytes and its content hash.
  *
- * The hash is polynomial, per lane modulo a prime P: H = sum of e_i * B^i over
- * items i = 0..n-1, with e_i the item's hash. Pushing or popping at either end
- * and replacing one item each update H without visiting the rest, and H
- * depends only on the items, not on how the list was built, which the digest
- * needs (same state by different paths => same digest).
+ * The hash is polynomial, per lane: H = sum of e_i * B^i mod 2^32 over items
+ * i = 0..n-1, with e_i the item's (well-mixed) hash and B odd. Pushing or
+ * popping at either end and replacing one item each update H without
+ * visiting the rest, and H depends only on the items, not on how the list was
+ * built, which the digest needs (same state by different paths => same
+ * digest). Modulo 2^32 rather than a prime because Math.imul is one
+ * instruction where a float `%` is a library call; since B is odd, changing
+ * one item always changes H, and random differences cancel with chance 2^-32
+ * per lane, which is what a divergence check needs (it is not a defence
+ * against crafted collisions).
  */
 import { Deque } from './list-deque.ts';
-import { B0, B0_INV, B1, B1_INV, hashBytes, lanes, mulmod, P0, P1, powmod } from './hash.ts';
+import { B0, B0_INV, B1, B1_INV, hashBytes, lanes, powImul } from './hash.ts';
 import { LIST_ITEM_OVERHEAD_BYTES } from './memory.ts';
 
 const ITEM_SEED = 0x4c495354; // 'LIST'
@@ -43,25 +48,21 @@ export class ListValue {
     this.items.pushBack(value);
     this.bytes += value.length + LIST_ITEM_OVERHEAD_BYTES;
     hashBytes(value, ITEM_SEED);
-    const e0 = (lanes[0] as number) >>> 0;
-    const e1 = (lanes[1] as number) >>> 0;
-    this.h0 = (this.h0 + mulmod(e0 % P0, this.w0, P0)) % P0;
-    this.h1 = (this.h1 + mulmod(e1 % P1, this.w1, P1)) % P1;
-    this.w0 = mulmod(this.w0, B0, P0);
-    this.w1 = mulmod(this.w1, B1, P1);
+    this.h0 = (this.h0 + Math.imul(lanes[0] as number, this.w0)) | 0;
+    this.h1 = (this.h1 + Math.imul(lanes[1] as number, this.w1)) | 0;
+    this.w0 = Math.imul(this.w0, B0);
+    this.w1 = Math.imul(this.w1, B1);
   }
 
   pushFront(value: Uint8Array): void {
     this.items.pushFront(value);
     this.bytes += value.length + LIST_ITEM_OVERHEAD_BYTES;
     hashBytes(value, ITEM_SEED);
-    const e0 = (lanes[0] as number) >>> 0;
-    const e1 = (lanes[1] as number) >>> 0;
     // Every existing item moves up one place: H' = e + B * H.
-    this.h0 = ((e0 % P0) + mulmod(this.h0, B0, P0)) % P0;
-    this.h1 = ((e1 % P1) + mulmod(this.h1, B1, P1)) % P1;
-    this.w0 = mulmod(this.w0, B0, P0);
-    this.w1 = mulmod(this.w1, B1, P1);
+    this.h0 = ((lanes[0] as number) + Math.imul(this.h0, B0)) | 0;
+    this.h1 = ((lanes[1] as number) + Math.imul(this.h1, B1)) | 0;
+    this.w0 = Math.imul(this.w0, B0);
+    this.w1 = Math.imul(this.w1, B1);
   }
 
   popFront(): Uint8Array | undefined {
@@ -69,13 +70,11 @@ export class ListValue {
     if (value === undefined) return undefined;
     this.bytes -= value.length + LIST_ITEM_OVERHEAD_BYTES;
     hashBytes(value, ITEM_SEED);
-    const e0 = ((lanes[0] as number) >>> 0) % P0;
-    const e1 = ((lanes[1] as number) >>> 0) % P1;
     // H' = (H - e) / B.
-    this.h0 = mulmod((this.h0 - e0 + P0) % P0, B0_INV, P0);
-    this.h1 = mulmod((this.h1 - e1 + P1) % P1, B1_INV, P1);
-    this.w0 = mulmod(this.w0, B0_INV, P0);
-    this.w1 = mulmod(this.w1, B1_INV, P1);
+    this.h0 = Math.imul(this.h0 - (lanes[0] as number), B0_INV);
+    this.h1 = Math.imul(this.h1 - (lanes[1] as number), B1_INV);
+    this.w0 = Math.imul(this.w0, B0_INV);
+    this.w1 = Math.imul(this.w1, B1_INV);
     return value;
   }
 
@@ -84,12 +83,10 @@ export class ListValue {
     if (value === undefined) return undefined;
     this.bytes -= value.length + LIST_ITEM_OVERHEAD_BYTES;
     hashBytes(value, ITEM_SEED);
-    const e0 = ((lanes[0] as number) >>> 0) % P0;
-    const e1 = ((lanes[1] as number) >>> 0) % P1;
-    this.w0 = mulmod(this.w0, B0_INV, P0);
-    this.w1 = mulmod(this.w1, B1_INV, P1);
-    this.h0 = (this.h0 - mulmod(e0, this.w0, P0) + P0) % P0;
-    this.h1 = (this.h1 - mulmod(e1, this.w1, P1) + P1) % P1;
+    this.w0 = Math.imul(this.w0, B0_INV);
+    this.w1 = Math.imul(this.w1, B1_INV);
+    this.h0 = (this.h0 - Math.imul(lanes[0] as number, this.w0)) | 0;
+    this.h1 = (this.h1 - Math.imul(lanes[1] as number, this.w1)) | 0;
     return value;
   }
 
@@ -100,16 +97,12 @@ export class ListValue {
     this.items.set(index, value);
     this.bytes += value.length - old.length;
     hashBytes(old, ITEM_SEED);
-    const o0 = ((lanes[0] as number) >>> 0) % P0;
-    const o1 = ((lanes[1] as number) >>> 0) % P1;
+    const o0 = lanes[0] as number;
+    const o1 = lanes[1] as number;
     hashBytes(value, ITEM_SEED);
-    const n0 = ((lanes[0] as number) >>> 0) % P0;
-    const n1 = ((lanes[1] as number) >>> 0) % P1;
     // O(log index) for B^index: still far below the cost of rehashing the list.
-    const d0 = mulmod((n0 - o0 + P0) % P0, powmod(B0, index, P0), P0);
-    const d1 = mulmod((n1 - o1 + P1) % P1, powmod(B1, index, P1), P1);
-    this.h0 = (this.h0 + d0) % P0;
-    this.h1 = (this.h1 + d1) % P1;
+    this.h0 = (this.h0 + Math.imul((lanes[0] as number) - o0, powImul(B0, index))) | 0;
+    this.h1 = (this.h1 + Math.imul((lanes[1] as number) - o1, powImul(B1, index))) | 0;
     return old;
   }
 

@@ -106,8 +106,11 @@ export type Result =
 export const OK: OkResult = Object.freeze({ kind: 'ok' });
 export const NOT_FOUND: ValueResult = Object.freeze({ kind: 'value', found: false, value: null });
 
+/** Small counts are shared frozen objects: most writes answer one, and need not allocate it. */
+const SMALL_COUNTS: readonly CountResult[] = Array.from({ length: 256 }, (_, n) => Object.freeze({ kind: 'count', count: n }));
+
 export function count(n: number): CountResult {
-  return { kind: 'count', count: n };
+  return SMALL_COUNTS[n] ?? { kind: 'count', count: n };
 }
 
 export function failure(error: StateError): ErrorResult {

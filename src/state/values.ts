@@ -44,7 +44,7 @@ export function encodeValue(value: StoredValue): Uint8Array {
     for (const item of value.items) writer.bytes(item);
   } else {
     writer.varint(value.size);
-    for (const [field, item] of value.fields) {
+    for (const [field, item] of value.entries()) {
       writer.string(field);
       writer.bytes(item);
     }
