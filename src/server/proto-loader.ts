@@ -12,10 +12,10 @@
  *
  * Reflection: @grpc/reflection's ReflectionService serves the file
  * descriptors found in a package definition, but the ones proto-loader builds
- * (via protobufjs) carry no comments, and the comments are the API reference
- * a grpcurl user reads with `grpcurl describe`. So the descriptors handed to
- * reflection are rebuilt with SourceCodeInfo from the comments protobufjs
- * parsed (spans are zero: protobufjs records no positions).
+ * (via protobufjs) carry no comments (the API reference a grpcurl user reads
+ * with `grpcurl describe`) and name map entry types in a way grpcurl refuses.
+ * So the descriptors handed to reflection are corrected and given
+ * SourceCodeInfo from the comments protobufjs parsed (see describedFiles).
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -238,14 +238,18 @@ function clientOf(root: grpc.GrpcObject, name: string): grpc.ServiceClientConstr
   return node as grpc.ServiceClientConstructor;
 }
 
-// --- reflection descriptors with comments ---------------------------------
+// --- reflection descriptors ------------------------------------------------
 
 /** The small part of protobufjs's reflection API used here (protobufjs is proto-loader's own dependency). */
 interface PbObject {
   readonly comment: string | null;
 }
+interface PbField extends PbObject {
+  readonly map?: boolean;
+  readonly resolvedType: { readonly fullName: string } | null;
+}
 interface PbType extends PbObject {
-  readonly fields: Readonly<Record<string, PbObject>>;
+  readonly fields: Readonly<Record<string, PbField>>;
   readonly oneofs?: Readonly<Record<string, PbObject>>;
 }
 interface PbEnum extends PbObject {
@@ -261,11 +265,15 @@ interface PbRoot {
   lookup(name: string): PbObject | null;
 }
 interface Named {
-  readonly name?: string | null;
+  name?: string | null;
+}
+interface FieldDesc extends Named {
+  typeName?: string | null;
+  jsonName?: string | null;
 }
 interface MessageDesc extends Named {
-  readonly field?: readonly Named[];
-  readonly nestedType?: readonly MessageDesc[];
+  readonly field?: FieldDesc[];
+  readonly nestedType?: MessageDesc[];
   readonly enumType?: readonly EnumDesc[];
   readonly oneofDecl?: readonly Named[];
 }
@@ -307,7 +315,24 @@ const MESSAGE_ONEOF_DECL = 8;
 const ENUM_VALUE = 2;
 const SERVICE_METHOD = 2;
 
-/** proto-loader's file descriptors, re-encoded with SourceCodeInfo holding every comment. */
+/** protoc's name for a map field's entry type: `data_map` -> `DataMapEntry`. */
+function mapEntryName(field: string): string {
+  return `${field.replace(/(?:^|_)([a-z0-9]?)/gi, (_match, c: string) => c.toUpperCase())}Entry`;
+}
+
+/** protoc's default JSON name: `ttl_ms` -> `ttlMs`. */
+function jsonName(field: string): string {
+  return field.replace(/_([a-z0-9]?)/gi, (_match, c: string) => c.toUpperCase());
+}
+
+/**
+ * proto-loader's file descriptors, corrected the way protoc would write them
+ * and with SourceCodeInfo holding every comment. protobufjs names a map's
+ * entry type `Fields` where protoc says `FieldsEntry`, and grpcurl (Go's
+ * protodesc) refuses the whole file over it ("incorrect implicit map entry
+ * name"); it also writes type references relative to the scope, which protoc
+ * never does, so they are made fully qualified.
+ */
 function describedFiles(definition: protoLoader.PackageDefinition, files: readonly string[]): FileDescriptor[] {
   const first = Object.values(definition).find(isTypeDefinition);
   if (first === undefined) throw new Error('the loaded protos hold no message type');
@@ -331,6 +356,7 @@ function describedFiles(definition: protoLoader.PackageDefinition, files: readon
         .split('\n')
         .map((line) => ` ${line}`)
         .join('\n');
+      // protobufjs records no positions; Go's protodesc accepts any three-element span.
       locations.push({ path: pathParts, span: [0, 0, 0], leadingComments: `${leadingComments}\n` });
     };
     const visitEnum = (e: EnumDesc, fullName: string, at: number[]): void => {
@@ -341,9 +367,23 @@ function describedFiles(definition: protoLoader.PackageDefinition, files: readon
     };
     const visitMessage = (m: MessageDesc, fullName: string, at: number[]): void => {
       const pbType = root.lookup(fullName) as PbType | null;
-      if (pbType === null) return; // a map's synthesized entry type has no source
+      if (pbType === null) return; // a map entry: synthesized, nothing to correct or comment
       add(at, pbType.comment);
-      (m.field ?? []).forEach((f, i) => add([...at, MESSAGE_FIELD, i], pbType.fields[f.name ?? '']?.comment));
+      (m.field ?? []).forEach((f, i) => {
+        const name = f.name ?? '';
+        const pbField = pbType.fields[name];
+        f.jsonName = jsonName(name);
+        if (pbField?.map === true) {
+          const entry = (m.nestedType ?? []).find((n) => n.name === f.typeName);
+          if (entry === undefined) throw new Error(`map field ${fullName}.${name} has no entry type in its descriptor`);
+          entry.name = mapEntryName(name);
+          for (const entryField of entry.field ?? []) entryField.jsonName = jsonName(entryField.name ?? '');
+          f.typeName = `.${fullName}.${entry.name}`;
+        } else if (pbField?.resolvedType) {
+          f.typeName = pbField.resolvedType.fullName;
+        }
+        add([...at, MESSAGE_FIELD, i], pbField?.comment);
+      });
       (m.oneofDecl ?? []).forEach((o, i) => add([...at, MESSAGE_ONEOF_DECL, i], pbType.oneofs?.[o.name ?? '']?.comment));
       (m.nestedType ?? []).forEach((n, i) => visitMessage(n, `${fullName}.${n.name ?? ''}`, [...at, MESSAGE_NESTED_TYPE, i]));
       (m.enumType ?? []).forEach((e, i) => visitEnum(e, `${fullName}.${e.name ?? ''}`, [...at, MESSAGE_ENUM_TYPE, i]));

@@ -1,0 +1,28 @@
+/** The transport's errors: each has a stable `code` and a message naming what is wrong. */
+
+export abstract class TransportError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bytes on the peer port that are not a valid message of raft.proto. Answered with INVALID_ARGUMENT. */
+export class MalformedMessageError extends TransportError {
+  readonly code = 'MALFORMED_MESSAGE';
+}
+
+/**
+ * Traffic that is not for this node: another cluster id, or another member
+ * id as addressee (a peer map pointing at the wrong node). Answered with
+ * FAILED_PRECONDITION.
+ */
+export class MisdirectedTrafficError extends TransportError {
+  readonly code = 'MISDIRECTED';
+}
+
+/** A PeerTransport used after close(), or started twice. */
+export class TransportStateError extends TransportError {
+  readonly code = 'TRANSPORT_STATE';
+}
