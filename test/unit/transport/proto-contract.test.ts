@@ -60,6 +60,12 @@ function enumValues(name: string): string[] {
   return info.value.map((v) => `${v.name}=${v.number}`);
 }
 
+function codec(name: string): protoLoader.MessageTypeDefinition<object, object> {
+  const d = definition[name];
+  if (d === undefined || !('format' in d) || d.format !== 'Protocol Buffer 3 DescriptorProto') throw new Error(`${name} is not a message`);
+  return d as protoLoader.MessageTypeDefinition<object, object>;
+}
+
 function fieldNames(name: string): string[] {
   return message(name).field.map((f) => f.name);
 }
@@ -252,8 +258,7 @@ describe('proto-loader', () => {
   });
 
   it('decodes 64-bit fields as numbers and enums as names', () => {
-    const type = definition['quorumkv.v1.SetRequest'];
-    if (type === undefined || !('deserialize' in type)) throw new Error('no SetRequest');
+    const type = codec('quorumkv.v1.SetRequest');
     const bytes = type.serialize({ key: 'k', ttl_ms: 2 ** 40, condition: 'IF_ABSENT', client_id: 'c', sequence: 7 });
     expect(type.deserialize(bytes)).toMatchObject({ key: 'k', ttl_ms: 2 ** 40, condition: 'IF_ABSENT', keep_ttl: false, sequence: 7 });
   });
@@ -266,8 +271,7 @@ describe('proto-loader', () => {
     expect(() => uint64ToNumber(-1, 'index')).toThrow(RangeError);
     expect(uint64ToNumber(-2, 'index', -Number.MAX_SAFE_INTEGER)).toBe(-2);
     // A uint64 of 2^53 + 1 decodes to the double 2^53: still refused, so Number decoding hides no overflow.
-    const type = definition['quorumkv.raft.v1.Entry'];
-    if (type === undefined || !('deserialize' in type)) throw new Error('no Entry');
+    const type = codec('quorumkv.raft.v1.Entry');
     const decoded = type.deserialize(type.serialize({ index: '9007199254740993' })) as { index: number };
     expect(() => uint64ToNumber(decoded.index, 'index')).toThrow(RangeError);
   });
