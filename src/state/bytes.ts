@@ -97,6 +97,16 @@ export class ByteWriter {
     this.pos += value.length;
   }
 
+  /** Length-prefixed bytes [start, start + length) of src. */
+  bytesRange(src: Uint8Array, start: number, length: number): void {
+    this.varint(length);
+    this.ensure(length);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < length; i++) buf[p++] = src[start + i] as number;
+    this.pos = p;
+  }
+
   /** A length-prefixed UTF-8 string; a lone surrogate is refused rather than silently replaced. */
   string(value: string): void {
     const len = utf8Length(value);

@@ -213,10 +213,25 @@ export type Command = TxnOpCommand | TxnCommand | ExpireSweepCommand | EvictComm
 
 export type Op = Command['op'];
 
-const READ_OPS: ReadonlySet<Op> = new Set<Op>(['get', 'exists', 'ttl', 'type', 'keys', 'size', 'lindex', 'lrange', 'llen', 'hget', 'hgetall', 'hlen']);
-
 /** True for commands that never change the state (a Txn is read-only when both branches are). */
 export function isReadOnly(command: Command): boolean {
-  if (command.op === 'txn') return command.success.every(isReadOnly) && command.failure.every(isReadOnly);
-  return READ_OPS.has(command.op);
+  switch (command.op) {
+    case 'get':
+    case 'hget':
+    case 'lindex':
+    case 'exists':
+    case 'ttl':
+    case 'type':
+    case 'keys':
+    case 'size':
+    case 'lrange':
+    case 'llen':
+    case 'hgetall':
+    case 'hlen':
+      return true;
+    case 'txn':
+      return command.success.every(isReadOnly) && command.failure.every(isReadOnly);
+    default:
+      return false;
+  }
 }

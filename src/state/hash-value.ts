@@ -3,8 +3,12 @@
  * that order, and snapshots keep it, so every replica answers alike), plus
  * its accounted bytes and an order-independent content hash: the sum of the
  * fields' hashes, updated in O(1) per field. Each field's hash is kept beside
- * its value, so overwriting or deleting a field does not hash the old one again.
+ * its value, so overwriting or deleting a field does not hash the old one
+ * again. Small values live in the arena, larger ones as Uint8Arrays.
  */
+import { SMALL_VALUE_BYTES } from './arena.ts';
+import type { Arena } from './arena.ts';
+import type { ByteWriter } from './bytes.ts';
 import { finish, hashBytes, hashString, lanes, step0, step1 } from './hash.ts';
 import { utf8Length } from './bytes.ts';
 import { HASH_FIELD_OVERHEAD_BYTES } from './memory.ts';
@@ -13,8 +17,8 @@ const FIELD_SEED = 0x48415348; // 'HASH'
 const FIELD_VALUE_SEED = 0x46564c55; // 'FVLU'
 
 /** Accounted bytes of one field (see memory.ts). */
-export function fieldBytes(field: string, value: Uint8Array): number {
-  return utf8Length(field) + value.length + HASH_FIELD_OVERHEAD_BYTES;
+export function fieldBytes(field: string, valueLength: number): number {
+  return utf8Length(field) + valueLength + HASH_FIELD_OVERHEAD_BYTES;
 }
 
 /** Hash of one (field, value) pair into `lanes`. */
@@ -27,8 +31,17 @@ function hashField(field: string, value: Uint8Array): void {
 }
 
 class FieldSlot {
+  /**
+   * A copy of an arena value made by the first HGet since the field was last
+   * written, handed to later HGets too: reads of a hot field allocate nothing,
+   * and fields nobody reads stay compact. Never written into, so safe to share.
+   */
+  copy: Uint8Array | null = null;
+
   constructor(
-    public value: Uint8Array,
+    /** An arena handle, or a large value's own bytes. */
+    public value: number | Uint8Array,
+    public length: number,
     public h0: number,
     public h1: number,
   ) {}
@@ -42,18 +55,24 @@ export class HashValue {
   h0 = 0;
   h1 = 0;
 
-  static of(entries: Iterable<readonly [string, Uint8Array]>): HashValue {
-    const hash = new HashValue();
-    for (const [field, value] of entries) hash.set(field, value);
-    return hash;
-  }
+  constructor(private readonly arena: Arena) {}
 
   get size(): number {
     return this.slots.size;
   }
 
+  /** The field's value (a copy when it lives in the arena, kept for the next read). */
   get(field: string): Uint8Array | undefined {
-    return this.slots.get(field)?.value;
+    const slot = this.slots.get(field);
+    if (slot === undefined) return undefined;
+    const v = slot.value;
+    if (typeof v !== 'number') return v;
+    if (slot.copy === null) slot.copy = this.arena.read(v);
+    return slot.copy;
+  }
+
+  valueLength(field: string): number | undefined {
+    return this.slots.get(field)?.length;
   }
 
   /** Sets a field; true when it is new. */
@@ -63,18 +82,28 @@ export class HashValue {
     const n1 = lanes[1] as number;
     this.h0 = (this.h0 + n0) | 0;
     this.h1 = (this.h1 + n1) | 0;
+    const length = value.length;
     const slot = this.slots.get(field);
     if (slot !== undefined) {
-      this.bytes += value.length - slot.value.length;
+      this.bytes += length - slot.length;
       this.h0 = (this.h0 - slot.h0) | 0;
       this.h1 = (this.h1 - slot.h1) | 0;
-      slot.value = value;
+      const old = slot.value;
+      if (typeof old === 'number' && length <= SMALL_VALUE_BYTES) {
+        slot.value = this.arena.overwrite(old, value, 0, length);
+      } else {
+        if (typeof old === 'number') this.arena.release(old);
+        slot.value = length <= SMALL_VALUE_BYTES ? this.arena.store(value, 0, length) : value;
+      }
+      slot.length = length;
+      slot.copy = null;
       slot.h0 = n0;
       slot.h1 = n1;
       return false;
     }
-    this.slots.set(field, new FieldSlot(value, n0, n1));
-    this.bytes += fieldBytes(field, value);
+    const stored = length <= SMALL_VALUE_BYTES ? this.arena.store(value, 0, length) : value;
+    this.slots.set(field, new FieldSlot(stored, length, n0, n1));
+    this.bytes += fieldBytes(field, length);
     return true;
   }
 
@@ -83,31 +112,51 @@ export class HashValue {
     const slot = this.slots.get(field);
     if (slot === undefined) return false;
     this.slots.delete(field);
-    this.bytes -= fieldBytes(field, slot.value);
+    if (typeof slot.value === 'number') this.arena.release(slot.value);
+    this.bytes -= fieldBytes(field, slot.length);
     this.h0 = (this.h0 - slot.h0) | 0;
     this.h1 = (this.h1 - slot.h1) | 0;
     return true;
   }
 
-  /** (field, value) pairs in insertion order. */
-  *entries(): IterableIterator<[string, Uint8Array]> {
-    for (const [field, slot] of this.slots) yield [field, slot.value];
-  }
-
-  /** entries() as an array, without a generator in the way. */
+  /** (field, value) pairs in insertion order, values copied out of the arena. */
   toArray(): [string, Uint8Array][] {
     const out = new Array<[string, Uint8Array]>(this.slots.size);
     let i = 0;
-    for (const [field, slot] of this.slots) out[i++] = [field, slot.value];
+    for (const [field, slot] of this.slots) out[i++] = [field, this.read(slot)];
     return out;
   }
 
+  /** Writes each field as a length-prefixed string and its value as length-prefixed bytes. */
+  writeFields(w: ByteWriter): void {
+    for (const [field, slot] of this.slots) {
+      w.string(field);
+      const v = slot.value;
+      if (typeof v === 'number') w.bytesRange(this.arena.slab(v), this.arena.dataStart(v), slot.length);
+      else w.bytes(v);
+    }
+  }
+
+  /** An independent copy (its own arena slots). */
   clone(): HashValue {
-    const copy = new HashValue();
-    for (const [field, slot] of this.slots) copy.slots.set(field, new FieldSlot(slot.value, slot.h0, slot.h1));
+    const copy = new HashValue(this.arena);
+    for (const [field, slot] of this.slots) {
+      const v = slot.value;
+      const value = typeof v === 'number' ? this.arena.store(this.arena.slab(v), this.arena.dataStart(v), slot.length) : v;
+      copy.slots.set(field, new FieldSlot(value, slot.length, slot.h0, slot.h1));
+    }
     copy.bytes = this.bytes;
     copy.h0 = this.h0;
     copy.h1 = this.h1;
     return copy;
+  }
+
+  /** Gives the arena slots back; the hash must not be used afterwards. */
+  dispose(): void {
+    for (const slot of this.slots.values()) if (typeof slot.value === 'number') this.arena.release(slot.value);
+  }
+
+  private read(slot: FieldSlot): Uint8Array {
+    return typeof slot.value === 'number' ? (slot.copy ?? this.arena.read(slot.value)) : slot.value;
   }
 }

@@ -53,22 +53,25 @@ export function finish(h0: number, h1: number): void {
 
 /** Hashes bytes into `lanes`, four at a time. */
 export function hashBytes(bytes: Uint8Array, seed: number): void {
+  hashRange(bytes, 0, bytes.length, seed);
+}
+
+/** Hashes bytes [start, start + len) of buf into `lanes`: the same hash as hashBytes of that range. */
+export function hashRange(buf: Uint8Array, start: number, len: number, seed: number): void {
   let h0 = seed | 0;
   let h1 = (seed ^ 0x9e3779b9) | 0;
-  const len = bytes.length;
-  const whole = len & ~3;
-  let i = 0;
+  const whole = start + (len & ~3);
+  let i = start;
   for (; i < whole; i += 4) {
-    const k =
-      (bytes[i] as number) | ((bytes[i + 1] as number) << 8) | ((bytes[i + 2] as number) << 16) | ((bytes[i + 3] as number) << 24);
+    const k = (buf[i] as number) | ((buf[i + 1] as number) << 8) | ((buf[i + 2] as number) << 16) | ((buf[i + 3] as number) << 24);
     h0 = step0(h0, k);
     h1 = step1(h1, k);
   }
   const rest = len & 3;
   if (rest !== 0) {
-    let tail = bytes[i] as number;
-    if (rest > 1) tail |= (bytes[i + 1] as number) << 8;
-    if (rest > 2) tail |= (bytes[i + 2] as number) << 16;
+    let tail = buf[i] as number;
+    if (rest > 1) tail |= (buf[i + 1] as number) << 8;
+    if (rest > 2) tail |= (buf[i + 2] as number) << 16;
     h0 = step0(h0, tail);
     h1 = step1(h1, tail);
   }

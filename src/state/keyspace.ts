@@ -15,7 +15,8 @@
  * on every replica. Callers ask live() for what is visible at a time.
  */
 import { utf8Length } from './bytes.ts';
-import { cloneValue, encodeValue, typeOf, valueBytes } from './values.ts';
+import { Arena } from './arena.ts';
+import { cloneValue, disposeValue, encodeValue, typeOf, valueBytes } from './values.ts';
 import type { StoredValue } from './values.ts';
 import { DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
 import { ExpiryHeap } from './expiry-heap.ts';
@@ -54,6 +55,8 @@ export interface ScanPage {
 }
 
 export class Keyspace {
+  /** Where lists and hashes of this keyspace keep their small items. */
+  readonly arena = new Arena();
   private map = new Map<string, KeyEntry>();
   private readonly scan = new ScanIndex();
   private readonly lru = new LruList();
@@ -123,8 +126,10 @@ export class Keyspace {
   /** Replaces a stored key's value (any type by any type). */
   replace(e: KeyEntry, value: StoredValue): void {
     this.beginChange(e);
+    const old = e.value;
     e.value = value;
     this.endChange(e);
+    disposeValue(old);
   }
 
   /** Call before changing e.value in place; endChange(e) after. */
@@ -178,6 +183,7 @@ export class Keyspace {
     this.lru.remove(e);
     this.scan.remove(e);
     this.map.delete(e.key);
+    disposeValue(e.value);
   }
 
   /** Removes every key; returns how many were stored. */
@@ -189,6 +195,7 @@ export class Keyspace {
       return n;
     }
     this.map = new Map();
+    this.arena.reset();
     this.scan.clear();
     this.lru.clear();
     this.heap.clear();
@@ -235,8 +242,12 @@ export class Keyspace {
     this.undo = new Map();
   }
 
+  /** Keeps the Txn's changes; the saved copies are dropped. */
   commitUndo(): void {
+    const undo = this.undo;
     this.undo = null;
+    if (undo === null) return;
+    for (const saved of undo.values()) if (saved !== null) disposeValue(saved.value);
   }
 
   /** Puts every key the Txn changed back as it was: digest, memory and expiry follow. */

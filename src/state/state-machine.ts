@@ -58,6 +58,21 @@ export interface SnapshotSource {
   readonly sessionRows: Iterable<SessionRow>;
 }
 
+/** Figures for metrics and the status page. */
+export interface StateStats {
+  /** Keys that exist at log time. */
+  readonly keys: number;
+  /** Keys stored, counting expired ones not yet swept. */
+  readonly storedKeys: number;
+  readonly sessions: number;
+  /** Accounted bytes (see memory.ts). */
+  readonly memoryUsedBytes: number;
+  /** Bytes of slabs holding small list items and hash values (arena.ts). */
+  readonly arenaReservedBytes: number;
+  /** Small values held in those slabs. */
+  readonly arenaValues: number;
+}
+
 export interface ReadOptions {
   /** Count the read as an access for LRU (the leader serving clients). Default false. */
   readonly touch?: boolean;
@@ -181,6 +196,17 @@ export class StateMachine {
     return this.sessions.size;
   }
 
+  stats(): StateStats {
+    return {
+      keys: this.keyCount(),
+      storedKeys: this.keys.storedCount,
+      sessions: this.sessions.size,
+      memoryUsedBytes: this.keys.memoryUsed,
+      arenaReservedBytes: this.keys.arena.reservedBytes,
+      arenaValues: this.keys.arena.liveValues,
+    };
+  }
+
   /** 16 hex digits summarizing keys, values, expiries and sessions; equal on replicas at the same index. */
   digest(): string {
     return digestHex(this.keys.sum, this.sessions.sum);
@@ -221,7 +247,7 @@ export class StateMachine {
       if (expiry !== null && (!Number.isSafeInteger(expiry) || expiry < 0)) {
         throw new CodecError(`snapshot key '${row.key}' has a bad expiry ${expiry}`);
       }
-      sm.keys.create(row.key, keyBytes, decodeValue(row.type, row.value), expiry ?? NO_EXPIRY);
+      sm.keys.create(row.key, keyBytes, decodeValue(row.type, row.value, sm.keys.arena), expiry ?? NO_EXPIRY);
     }
     for (const row of source.sessionRows) {
       if (!Number.isSafeInteger(row.sequence) || row.sequence < 0 || !Number.isSafeInteger(row.lastSeenMs)) {

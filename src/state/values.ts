@@ -3,12 +3,14 @@
  *
  * A string is a Uint8Array treated as immutable: the state never writes into
  * one (Set replaces it), so results and snapshot rows share it without copying.
+ * Lists and hashes keep small items in the state's arena (arena.ts).
  *
  * Encoded forms (the `value` column of a snapshot row):
  *   string: the bytes themselves, so the sqlite3 shell shows them as they are
  *   list:   varint count, then per item: varint length, bytes
  *   hash:   varint count, then per field: varint length, UTF-8 field, varint length, bytes
  */
+import type { Arena } from './arena.ts';
 import { ByteReader, ByteWriter } from './bytes.ts';
 import { CodecError } from './errors.ts';
 import { HashValue } from './hash-value.ts';
@@ -34,6 +36,11 @@ export function cloneValue(value: StoredValue): StoredValue {
   return value instanceof Uint8Array ? value : value.clone();
 }
 
+/** Gives a value's arena slots back once the state no longer holds it. */
+export function disposeValue(value: StoredValue): void {
+  if (!(value instanceof Uint8Array)) value.dispose();
+}
+
 const writer = new ByteWriter(4096);
 
 export function encodeValue(value: StoredValue): Uint8Array {
@@ -41,25 +48,22 @@ export function encodeValue(value: StoredValue): Uint8Array {
   writer.reset();
   if (value instanceof ListValue) {
     writer.varint(value.length);
-    for (const item of value.items) writer.bytes(item);
+    value.writeItems(writer);
   } else {
     writer.varint(value.size);
-    for (const [field, item] of value.entries()) {
-      writer.string(field);
-      writer.bytes(item);
-    }
+    value.writeFields(writer);
   }
   return writer.finish();
 }
 
-export function decodeValue(type: ValueType, bytes: Uint8Array): StoredValue {
+export function decodeValue(type: ValueType, bytes: Uint8Array, arena: Arena): StoredValue {
   switch (type) {
     case 'string':
       return bytes;
     case 'list': {
       const reader = new ByteReader(bytes);
       const count = reader.length();
-      const list = new ListValue(count);
+      const list = new ListValue(arena, count);
       for (let i = 0; i < count; i++) list.pushBack(reader.bytes());
       reader.expectEnd('list value');
       if (count === 0) throw new CodecError('an empty list cannot be stored');
@@ -68,7 +72,7 @@ export function decodeValue(type: ValueType, bytes: Uint8Array): StoredValue {
     case 'hash': {
       const reader = new ByteReader(bytes);
       const count = reader.length(2);
-      const hash = new HashValue();
+      const hash = new HashValue(arena);
       for (let i = 0; i < count; i++) {
         const field = reader.string();
         if (!hash.set(field, reader.bytes())) throw new CodecError(`hash value repeats field '${field}'`);

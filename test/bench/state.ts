@@ -143,31 +143,40 @@ function runOp(op: Op, keyCount: number, ops: number, valueBytes: number, contai
 }
 
 interface MemoryFigures {
-  readonly keys: number;
-  readonly rssPerKey: number;
-  readonly heapPerKey: number;
-  readonly estimatePerKey: number;
+  readonly what: string;
+  readonly items: number;
+  readonly rssPerItem: number;
+  readonly heapPerItem: number;
+  readonly estimatePerItem: number;
 }
 
-function runMemory(keyCount: number, valueBytes: number): MemoryFigures {
+/**
+ * Memory of one shape of data, per item: `strings` keys with valueBytes
+ * values, or `list` / `hash` items (16-byte values) in 1,000 lists / hashes.
+ */
+function runMemory(what: string, items: number, valueBytes: number): MemoryFigures {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('the memory child needs --expose-gc');
-  const value = valueOf(valueBytes, 7);
   gc();
   const before = process.memoryUsage();
   const sm = new StateMachine();
-  for (let i = 0; i < keyCount; i++) {
+  for (let i = 0; i < items; i++) {
     // A fresh buffer per entry, as entries arrive from storage or the network.
-    check(sm.apply(i + 1, entry({ op: 'set', key: `key:${i}`, value })), 'memory load');
+    let command: Command;
+    if (what === 'strings') command = { op: 'set', key: `key:${i}`, value: valueOf(valueBytes, i) };
+    else if (what === 'list') command = { op: 'rpush', key: `list:${i % 1000}`, values: [valueOf(16, i)] };
+    else command = { op: 'hset', key: `hash:${i % 1000}`, fields: [[`field:${Math.floor(i / 1000)}`, valueOf(16, i)]] };
+    check(sm.apply(i + 1, entry(command)), 'memory load');
   }
   gc();
   const after = process.memoryUsage();
   const heap = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
   return {
-    keys: sm.keyCount(),
-    rssPerKey: (after.rss - before.rss) / keyCount,
-    heapPerKey: heap / keyCount,
-    estimatePerKey: sm.memoryUsed() / keyCount,
+    what,
+    items,
+    rssPerItem: (after.rss - before.rss) / items,
+    heapPerItem: heap / items,
+    estimatePerItem: sm.memoryUsed() / items,
   };
 }
 
@@ -211,11 +220,16 @@ export async function run(argv: string[]): Promise<void> {
     );
   }
   if (values['no-memory']) return;
-  const m = inChild<MemoryFigures>(['memory', values['memory-keys'], valueBytes]);
-  console.log(`memory, ${m.keys} string keys with ${valueBytes}-byte values (child process, after a full GC):`);
-  console.log(
-    `  RSS growth ${m.rssPerKey.toFixed(0)} B/key; V8 heap + ArrayBuffers ${m.heapPerKey.toFixed(0)} B/key; state estimate ${m.estimatePerKey.toFixed(0)} B/key`,
-  );
+  console.log('memory per item (child process per line, growth after a full GC):');
+  console.log('  what                                   RSS     heap+buffers  estimate (memory.ts)');
+  for (const [what, label] of [
+    ['strings', `${values['memory-keys']} string keys, ${valueBytes}-byte values`],
+    ['list', `${values['memory-keys']} list items, 16 bytes, 1000 lists`],
+    ['hash', `${values['memory-keys']} hash fields, 16 bytes, 1000 hashes`],
+  ] as const) {
+    const m = inChild<MemoryFigures>(['memory', what, values['memory-keys'], valueBytes]);
+    console.log(`  ${label.padEnd(38)} ${m.rssPerItem.toFixed(0).padStart(4)} B  ${m.heapPerItem.toFixed(0).padStart(6)} B      ${m.estimatePerItem.toFixed(0).padStart(4)} B`);
+  }
 }
 
 if (process.argv[2] === '--child') {
@@ -224,7 +238,7 @@ if (process.argv[2] === '--child') {
     const [op, keys, ops, valueBytes, containers] = args;
     console.log(JSON.stringify(runOp(op as Op, Number(keys), Number(ops), Number(valueBytes), Number(containers))));
   } else {
-    const [keys, valueBytes] = args;
-    console.log(JSON.stringify(runMemory(Number(keys), Number(valueBytes))));
+    const [what, items, valueBytes] = args;
+    console.log(JSON.stringify(runMemory(what ?? 'strings', Number(items), Number(valueBytes))));
   }
 }

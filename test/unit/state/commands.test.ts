@@ -1,5 +1,6 @@
 /** Each command's edge cases, one rule per test where it reads well. */
 import { describe, expect, it } from 'vitest';
+import { HASH_FIELD_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, LIST_ITEM_OVERHEAD_BYTES } from '../../../src/state/index.ts';
 import { b, errorCode, Harness, s } from './helpers.ts';
 
 describe('Get / Set', () => {
@@ -334,12 +335,13 @@ describe('memory budget', () => {
 
   it('accounts key, value and per-entry overhead as documented, and returns to zero', () => {
     const h = new Harness();
+    const [key, item, field] = [KEY_OVERHEAD_BYTES, LIST_ITEM_OVERHEAD_BYTES, HASH_FIELD_OVERHEAD_BYTES];
     h.ok({ op: 'set', key: 'ké', value: new Uint8Array(10) }, 'set'); // key is 3 UTF-8 bytes
-    expect(h.sm.memoryUsed()).toBe(3 + 10 + 320);
+    expect(h.sm.memoryUsed()).toBe(3 + 10 + key);
     h.ok({ op: 'rpush', key: 'l', values: [new Uint8Array(5), new Uint8Array(7)] }, 'count');
-    expect(h.sm.memoryUsed()).toBe(3 + 10 + 320 + (1 + 320 + 5 + 96 + 7 + 96));
+    expect(h.sm.memoryUsed()).toBe(3 + 10 + key + (1 + key + 5 + item + 7 + item));
     h.ok({ op: 'hset', key: 'h', fields: [['fé', new Uint8Array(4)]] }, 'count');
-    expect(h.sm.memoryUsed()).toBe(3 + 10 + 320 + (1 + 320 + 5 + 96 + 7 + 96) + (1 + 320 + 3 + 4 + 160));
+    expect(h.sm.memoryUsed()).toBe(3 + 10 + key + (1 + key + 5 + item + 7 + item) + (1 + key + 3 + 4 + field));
     h.ok({ op: 'lset', key: 'l', index: 0, value: new Uint8Array(6) }, 'ok');
     h.ok({ op: 'delete', keys: ['ké', 'l', 'h'] }, 'count');
     expect(h.sm.memoryUsed()).toBe(0);
