@@ -531,11 +531,12 @@ function readMessage(r: Reader, end: number, defaultFrom: NodeId, defaultTo: Nod
   while (r.pos < end) {
     const tag = r.uint32('message tag');
     switch (tag) {
+      // Empty (even written out, as some encoders do) means the batch's: proto3 cannot tell the two apart.
       case tagOf(MSG_FROM, WIRE_LENGTH_DELIMITED):
-        from = r.string('message from', end);
+        from = r.string('message from', end) || defaultFrom;
         break;
       case tagOf(MSG_TO, WIRE_LENGTH_DELIMITED):
-        to = r.string('message to', end);
+        to = r.string('message to', end) || defaultTo;
         break;
       case tagOf(MSG_TERM, WIRE_VARINT):
         term = r.uint64('message term');
