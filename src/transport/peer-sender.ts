@@ -64,6 +64,8 @@ export class PeerSender {
   private call: grpc.ClientWritableStream<Buffer> | null = null;
   /** The receiver accepted the current stream (it sent its response headers). */
   private accepted = false;
+  /** Messages written to the current stream before the receiver accepted it: all lost if it never does. */
+  private unconfirmed = 0;
   /** The stream's write buffer is full: hold messages until 'drain'. */
   private blocked = false;
   private queue: Message[] = [];
@@ -129,6 +131,7 @@ export class PeerSender {
       if (!call.write(batch)) this.blocked = true;
     }
     stats.messagesSent += messages.length - encoded.oversized.length;
+    if (!this.accepted) this.unconfirmed += messages.length - encoded.oversized.length;
   }
 
   /** Streams the snapshot file for `m`, then reports the outcome; a second one while one is in flight is dropped. */
@@ -204,6 +207,7 @@ export class PeerSender {
     call.on('metadata', () => {
       if (this.call !== call || this.accepted) return;
       this.accepted = true;
+      this.unconfirmed = 0;
       this.backoffMs = this.ctx.tuning.reconnectInitialMs;
       if (this.lastFailure !== '') this.ctx.logger.info({ peer: this.id, address: this.address }, 'peer reachable again');
       else this.ctx.logger.debug({ peer: this.id, address: this.address }, 'stream to peer open');
@@ -216,6 +220,7 @@ export class PeerSender {
     });
     this.call = call;
     this.accepted = false;
+    this.unconfirmed = 0;
     this.blocked = false;
     return call;
   }
@@ -224,6 +229,11 @@ export class PeerSender {
     if (this.call !== call) return;
     this.call = null;
     this.blocked = false;
+    // Written to a stream the receiver never accepted: certainly lost. (On an accepted one, which arrived is unknown.)
+    if (!this.accepted) {
+      this.ctx.stats.messagesDropped += this.unconfirmed;
+    }
+    this.unconfirmed = 0;
     this.accepted = false;
     if (this.closed) return;
     const failure = err === null ? 'the peer ended the stream' : `${grpc.status[err.code] ?? err.code}: ${err.details}`;

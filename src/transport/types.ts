@@ -87,10 +87,14 @@ export interface PeerTransportOptions {
 
 /** Counters since start, for metrics and benchmarks. */
 export interface TransportStats {
+  /** Batches and messages written to peers' streams (which does not prove they arrived). */
   batchesSent: number;
   messagesSent: number;
   bytesSent: number;
-  /** Messages dropped: peer down, backpressure overflow, unknown peer, or too large to send. */
+  /**
+   * Messages known lost: peer down or backing off, backpressure overflow,
+   * unknown peer, too large to send, or written to a stream the peer never accepted.
+   */
   messagesDropped: number;
   batchesReceived: number;
   messagesReceived: number;
