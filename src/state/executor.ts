@@ -59,6 +59,12 @@ function requireInt(value: number, what: string, min: number): number {
   return value;
 }
 
+/** A list index from a decoded command object (the codec only produces integers; a caller building one might not). */
+function requireIndex(value: number, what: string): number {
+  if (!Number.isSafeInteger(value)) throw new InvalidArgumentError(`${what} must be an integer, not ${value}`);
+  return value;
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -120,7 +126,7 @@ export class Executor {
       case 'lindex': {
         const list = this.list(c.key, now, mode);
         if (list === undefined) return NOT_FOUND;
-        const item = list.at(listIndex(c.index, list.length));
+        const item = list.at(listIndex(requireIndex(c.index, 'index'), list.length));
         return item === undefined ? NOT_FOUND : { kind: 'value', found: true, value: item };
       }
       case 'get': {
@@ -188,7 +194,7 @@ export class Executor {
         if (e === undefined) throw new OutOfRangeError(`no list at key '${c.key}', so index ${c.index} is out of range`);
         const list = e.value;
         if (!(list instanceof ListValue)) throw wrongType(c.key, typeOf(list), 'list');
-        const i = listIndex(c.index, list.length);
+        const i = listIndex(requireIndex(c.index, 'index'), list.length);
         const oldLength = list.lengthAt(i);
         if (oldLength === undefined) throw new OutOfRangeError(`index ${c.index} is out of range for the list at '${c.key}' of length ${list.length}`);
         this.checkBudget(c.value.length - oldLength);
@@ -201,8 +207,8 @@ export class Executor {
         const list = this.list(c.key, now, mode);
         if (list === undefined) return { kind: 'values', values: [] };
         const len = list.length;
-        const start = c.start < 0 ? Math.max(0, len + c.start) : c.start;
-        const stop = c.stop < 0 ? len + c.stop : Math.min(c.stop, len - 1);
+        const start = requireIndex(c.start, 'start') < 0 ? Math.max(0, len + c.start) : c.start;
+        const stop = requireIndex(c.stop, 'stop') < 0 ? len + c.stop : Math.min(c.stop, len - 1);
         return { kind: 'values', values: start > stop || start >= len ? [] : list.slice(start, stop + 1) };
       }
       case 'llen': {

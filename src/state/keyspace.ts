@@ -88,14 +88,6 @@ export class Keyspace {
     return e !== undefined && e.expiresAtMs > nowMs ? e : undefined;
   }
 
-  /** Like live(), for a write: an expired entry is deleted first so the write starts from nothing. */
-  forWrite(key: string, nowMs: number): KeyEntry | undefined {
-    const e = this.map.get(key);
-    if (e === undefined || e.expiresAtMs > nowMs) return e;
-    this.remove(e);
-    return undefined;
-  }
-
   liveCount(nowMs: number): number {
     return this.map.size - this.heap.countExpired(nowMs);
   }
@@ -229,11 +221,6 @@ export class Keyspace {
   /** Least recently accessed first. */
   oldestFirst(): IterableIterator<KeyEntry> {
     return this.lru.oldestFirst();
-  }
-
-  /** All stored entries, in no particular order. */
-  entries(): IterableIterator<KeyEntry> {
-    return this.map.values();
   }
 
   // --- Txn undo --------------------------------------------------------------

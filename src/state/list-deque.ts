@@ -19,13 +19,6 @@ export class Deque<T> {
     this.mask = cap - 1;
   }
 
-  static from<T>(values: Iterable<T>): Deque<T> {
-    const items = [...values];
-    const deque = new Deque<T>(items.length);
-    for (const item of items) deque.pushBack(item);
-    return deque;
-  }
-
   get length(): number {
     return this.size;
   }

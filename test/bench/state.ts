@@ -1,5 +1,5 @@
 /**
- * npm run bench -- state [--keys 100000] [--ops 1000000] [--value-bytes 100] [--memory-keys 1000000] [--no-memory] [--only Set,Get]
+ * npm run bench -- state [--profile hot,large] [--ops 300000] [--value-bytes 100] [--memory-keys 1000000] [--no-memory] [--only Set,Get]
  *
  * The state machine alone, in memory. ns/op for
  * - writes (Set, LPush, HSet): apply(index, data) of a pre-encoded log entry,
@@ -8,22 +8,26 @@
  *   path of a ReadIndex or serializable read); and apply() of the same read
  *   as a pre-encoded entry (a read through the log).
  *
- * Workloads: Set over --keys keys (overwriting) with --value-bytes values;
- * Get over the same keys; LPush of one 16-byte item onto one of 1,000 lists
- * (they grow), LIndex at indexes -100..99 of them; HSet of one of 100 fields
- * (16-byte values) in one of 1,000 hashes, HGet of them. Keys are visited in
- * a fixed pseudo-random order.
+ * Workloads, per profile (hot: 1,000 keys and 10 lists/hashes, a working set
+ * that fits in CPU caches, so the figures are the code's own cost; large:
+ * 100,000 keys and 1,000 lists/hashes, which adds memory latency): Set over
+ * the keys (overwriting) with --value-bytes values; Get of them; LPush of one
+ * 16-byte item onto one of the lists (they grow), LIndex at -100..99 of them;
+ * HSet of one of 100 fields (16-byte values) in one of the hashes, HGet of
+ * them. Keys are visited in a fixed pseudo-random order. '<' marks a figure
+ * below the baseline.
  *
  * Each operation runs in its own child process, so one workload's heap and
  * JIT state do not tax the next; the figure is the best of 5 rounds of --ops
  * operations after a warm-up round, in CPU time of the process (on a shared
  * machine, time spent descheduled is not ours). GC is included.
  *
- * Memory per key: a child process (--expose-gc) applies --memory-keys Set
- * entries of --value-bytes values, each entry in its own buffer as entries
- * arrive from the log, then reports the growth of RSS and of V8 heap +
- * ArrayBuffer bytes after a full GC, divided by the key count, beside the
- * state's own estimate (memoryUsed() / keys, see src/state/memory.ts).
+ * Memory per item: a child process (--expose-gc) applies --memory-keys
+ * entries, each in its own buffer as entries arrive from the log: Sets of
+ * string keys with --value-bytes values, or RPushes of 16-byte items onto
+ * 1,000 lists, or HSets of 16-byte fields into 1,000 hashes. It reports the
+ * growth of RSS and of V8 heap + ArrayBuffer bytes after a full GC, per item,
+ * beside the state's own estimate (memoryUsed() / items, src/state/memory.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -190,34 +194,45 @@ function inChild<T>(args: string[]): T {
   return JSON.parse(child.stdout.trim().split('\n').pop() ?? '') as T;
 }
 
+/** Working sets: `hot` fits in CPU caches (the code's own cost); `large` adds memory latency. */
+const PROFILES: Readonly<Record<string, { keys: number; containers: number }>> = {
+  hot: { keys: 1000, containers: 10 },
+  large: { keys: 100_000, containers: 1000 },
+};
+
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      keys: { type: 'string', default: '100000' },
-      containers: { type: 'string', default: '1000' },
-      ops: { type: 'string', default: '1000000' },
+      profile: { type: 'string', default: 'hot,large' },
+      ops: { type: 'string', default: '300000' },
       'value-bytes': { type: 'string', default: '100' },
       'memory-keys': { type: 'string', default: '1000000' },
       'no-memory': { type: 'boolean', default: false },
       only: { type: 'string', default: OPS.join(',') },
     },
   });
-  const { keys, ops } = values;
+  const { ops } = values;
   const valueBytes = values['value-bytes'];
   const only = values.only.split(',');
-  console.log(`state machine in memory, one process per operation (Node ${process.version})`);
-  console.log(`Set/Get over ${keys} keys with ${valueBytes}-byte values; best of 5 x ${ops} ops, CPU time, GC included`);
-  console.log('  op       apply(encoded)  applyEntry/read  baseline');
-  for (const op of OPS) {
-    if (!only.includes(op)) continue;
-    const f = inChild<Figures>(['op', op, keys, ops, valueBytes, values.containers]);
-    const base = BASELINE_NS[op] ?? NaN;
-    const otherLabel = op === 'Set' || op === 'LPush' || op === 'HSet' ? 'applyEntry' : 'read';
-    const best = Math.min(f.apply, f.other);
+  console.log(`state machine in memory, one child process per figure (Node ${process.version}); best of 5 x ${ops} ops, CPU time, GC included`);
+  for (const name of values.profile.split(',')) {
+    const profile = PROFILES[name];
+    if (profile === undefined) throw new Error(`unknown profile '${name}' (hot, large)`);
     console.log(
-      `  ${op.padEnd(7)} ${f.apply.toFixed(1).padStart(9)} ns  ${f.other.toFixed(1).padStart(9)} ns ${otherLabel.padEnd(10)} ${String(base).padStart(6)} ns  ${best < base ? '' : 'baseline faster'}`,
+      `${name}: Set/Get over ${profile.keys} keys with ${valueBytes}-byte values; lists and hashes: ${profile.containers} of each, 16-byte items, 100 fields per hash`,
     );
+    console.log('  op       apply(encoded)  applyEntry/read       baseline');
+    for (const op of OPS) {
+      if (!only.includes(op)) continue;
+      const f = inChild<Figures>(['op', op, String(profile.keys), ops, valueBytes, String(profile.containers)]);
+      const base = BASELINE_NS[op] ?? NaN;
+      const write = op === 'Set' || op === 'LPush' || op === 'HSet';
+      const verdict = (ns: number): string => (ns < base ? '<' : '>');
+      console.log(
+        `  ${op.padEnd(7)} ${f.apply.toFixed(1).padStart(8)} ns ${verdict(f.apply)}  ${f.other.toFixed(1).padStart(8)} ns ${verdict(f.other)} ${(write ? 'applyEntry' : 'read').padEnd(10)} ${String(base).padStart(5)} ns`,
+      );
+    }
   }
   if (values['no-memory']) return;
   console.log('memory per item (child process per line, growth after a full GC):');

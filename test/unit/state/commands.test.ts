@@ -180,6 +180,16 @@ describe('lists', () => {
     expect(h.list('l')).toEqual(['a', 'b', 'z']);
   });
 
+  it('refuses a non-integer index given as a decoded command', () => {
+    const h = new Harness();
+    h.ok({ op: 'rpush', key: 'l', values: [b('a'), b('b')] }, 'count');
+    const at = (command: Parameters<Harness['read']>[0]): string | null => errorCode(h.sm.read(command, h.timeMs));
+    expect(at({ op: 'lindex', key: 'l', index: 0.5 })).toBe('INVALID_ARGUMENT');
+    expect(at({ op: 'lrange', key: 'l', start: 0, stop: NaN })).toBe('INVALID_ARGUMENT');
+    expect(errorCode(h.sm.applyEntry(++h.index, { timeMs: h.timeMs, session: null, command: { op: 'lpop', key: 'l', count: -1 } }))).toBe('INVALID_ARGUMENT');
+    expect(h.list('l')).toEqual(['a', 'b']);
+  });
+
   it('ranges like LRANGE: inclusive, negative from the end, clamped', () => {
     const h = new Harness();
     h.ok({ op: 'rpush', key: 'l', values: ['0', '1', '2', '3', '4'].map(b) }, 'count');
