@@ -11,7 +11,6 @@
  * ListValue and HashValue, so no part ever needs the whole value again.
  */
 import { finish, hashBytes, hashString, hex32, lanes, step0, step1 } from './hash.ts';
-import { HashValue } from './hash-value.ts';
 import type { StoredValue } from './values.ts';
 
 const KEY_SEED = 0x4b455953; // 'KEYS'
@@ -35,8 +34,8 @@ export function valuePart(k0: number, k1: number, value: StoredValue): void {
     finish(step0(step0(k0, TAG_STRING), lanes[0] as number), step1(step1(k1, TAG_STRING), lanes[1] as number));
     return;
   }
-  const tag = value instanceof HashValue ? TAG_HASH : TAG_LIST;
-  const n = value instanceof HashValue ? value.size : value.length;
+  const tag = value.isHash ? TAG_HASH : TAG_LIST;
+  const n = value.count;
   finish(step0(step0(step0(k0, tag), value.h0), n), step1(step1(step1(k1, tag), value.h1), n));
 }
 

@@ -61,6 +61,13 @@ export class HashValue {
     return this.slots.size;
   }
 
+  /** Fields, under the name ListValue also answers. */
+  get count(): number {
+    return this.slots.size;
+  }
+
+  readonly isHash = true;
+
   /** The field's value (a copy when it lives in the arena, kept for the next read). */
   get(field: string): Uint8Array | undefined {
     const slot = this.slots.get(field);

@@ -48,6 +48,13 @@ export class ListValue {
     return this.items.length;
   }
 
+  /** Items, under the name HashValue also answers (digest.ts reads either without a type test). */
+  get count(): number {
+    return this.items.length;
+  }
+
+  readonly isHash = false;
+
   pushBack(value: Uint8Array): void {
     this.items.pushBack(this.toItem(value));
     this.bytes += value.length + LIST_ITEM_OVERHEAD_BYTES;
