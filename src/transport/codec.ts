@@ -458,7 +458,8 @@ function readBody(r: Reader, type: Message['type'], from: NodeId, to: NodeId, te
   let entries: Entry[] | null = null;
   let meta: SnapshotMeta | null = null;
   while (r.pos < end) {
-    const tag = r.uint32(`${type} tag`);
+    // Constant labels: a template string here would allocate on every field of every message.
+    const tag = r.uint32('message body tag');
     const field = tag >>> 3;
     const wire = tag & 7;
     if (type === 'append' && field === APPEND_ENTRIES) {
@@ -479,18 +480,18 @@ function readBody(r: Reader, type: Message['type'], from: NodeId, to: NodeId, te
     }
     switch (field) {
       case 1:
-        f1 = r.uint64(`${type} field 1`);
+        f1 = r.uint64('message body field 1');
         b1 = f1 !== 0;
         break;
       case 2:
-        f2 = r.uint64(`${type} field 2`);
+        f2 = r.uint64('message body field 2');
         break;
       case 3:
-        f3 = r.uint64(`${type} field 3`);
+        f3 = r.uint64('message body field 3');
         b3 = f3 !== 0;
         break;
       case 4:
-        f4 = r.uint64(`${type} field 4`);
+        f4 = r.uint64('message body field 4');
         break;
       default:
         r.skip(wire, type, end);

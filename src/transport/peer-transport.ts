@@ -27,7 +27,7 @@ function statusOf(err: unknown): { code: grpc.status; details: string } {
   if (err instanceof MisdirectedTrafficError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   if (err instanceof MalformedMessageError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
   const message = err instanceof Error ? err.message : String(err);
-  return { code: grpc.status.INTERNAL, details: `snapshot not stored: ${message}` };
+  return { code: grpc.status.INTERNAL, details: `snapshot not taken: ${message}` };
 }
 
 function metadataValue(metadata: grpc.Metadata, key: string): string | undefined {
@@ -366,7 +366,7 @@ export class PeerTransport {
       this.options.onMessages([message]);
     } catch (err) {
       this.logger.error({ err, peer: message.from }, 'onMessages threw on a snapshot message');
-      throw err;
+      throw new Error(`stored, but the node did not take the snapshot message: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     return received;
   }

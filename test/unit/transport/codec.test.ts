@@ -284,19 +284,14 @@ describe('codec: limits and malformed input', () => {
 
   it('refuses messages without a body, unknown entry types, and snapshots without meta', () => {
     expect(() => decodeMessage(pbMessage.serialize({ from: 'a', to: 'b', term: 1 }))).toThrow(/no body/);
-    const badEntry = pbMessage.serialize({ term: 1, append: { entries: [{ index: 1, term: 1, type: 'NORMAL' }] } });
-    // Patch the entry's type from NORMAL (absent) to 7: append the field inside the entry by re-encoding by hand.
-    expect(decodeMessage(badEntry).type).toBe('append');
-    const w = Writer.alloc(64);
-    w.tag(3, 0);
-    w.varint(1);
+    // Message { term: 1, append: { entries: [{ type: 7, index: 1 }] } }, written by hand: protobufjs will not encode an unknown enum value.
+    const w = Writer.alloc(10);
+    w.uint(3, 1, 'term');
     w.lengthDelimited(8, 6);
     w.lengthDelimited(3, 4);
-    w.tag(3, 0);
-    w.varint(7);
-    w.tag(1, 0);
-    w.varint(1);
-    expect(() => decodeMessage(w.buf.subarray(0, w.pos))).toThrow(/entry type 7/);
+    w.uint(3, 7, 'type');
+    w.uint(1, 1, 'index');
+    expect(() => decodeMessage(w.finish())).toThrow(/entry type 7/);
     expect(() => decodeMessage(pbMessage.serialize({ term: 1, snapshot: {} }))).toThrow(/no snapshot meta/);
   });
 

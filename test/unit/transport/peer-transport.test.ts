@@ -391,6 +391,12 @@ describe('PeerTransport', () => {
       onSnapshotStatus: () => {},
     });
     open.push(clash);
-    await expect(clash.start()).rejects.toThrow(`127.0.0.1:${a.port}`);
+    // grpc-js also prints the bind failure to stderr through its own global logger; keep test output clean.
+    grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+    try {
+      await expect(clash.start()).rejects.toThrow(`127.0.0.1:${a.port}`);
+    } finally {
+      grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
+    }
   });
 });
