@@ -67,6 +67,22 @@ export class Keyspace {
   private undo: Map<string, UndoRecord | null> | null = null;
   private capture: Capture | null = null;
   private epoch = 0;
+  /** Keys changed since the last takeChangedKeys(), when tracking is on (for Watch). */
+  private changed: string[] | null = null;
+  private changedAtUndo = 0;
+
+  /** Starts (or stops) recording which keys each change touches. */
+  trackChanges(enabled: boolean): void {
+    this.changed = enabled ? [] : null;
+  }
+
+  /** The keys touched since the last call, in order, possibly repeated; empty when tracking is off. */
+  takeChangedKeys(): string[] {
+    const changed = this.changed;
+    if (changed === null || changed.length === 0) return [];
+    this.changed = [];
+    return changed;
+  }
 
   /** Stored keys, counting expired ones not yet swept. */
   get storedCount(): number {
@@ -95,6 +111,7 @@ export class Keyspace {
   /** Adds a key that is not stored; keyBytes is its UTF-8 length. */
   create(key: string, keyBytes: number, value: StoredValue, expiresAtMs: number): KeyEntry {
     this.recordUndo(key, undefined);
+    this.changed?.push(key);
     keyHash(key);
     const e = new KeyEntry(key, lanes[0] as number, lanes[1] as number, value, expiresAtMs);
     if (this.capture !== null) e.snapMark = this.capture.epoch; // not part of the open snapshot
@@ -181,6 +198,7 @@ export class Keyspace {
   /** Removes every key; returns how many were stored. */
   clear(): number {
     const n = this.map.size;
+    if (this.changed !== null) for (const key of this.map.keys()) this.changed.push(key);
     if (this.undo !== null || this.capture !== null) {
       // Observers need each key's old state: go key by key.
       for (const e of [...this.map.values()]) this.remove(e);
@@ -227,6 +245,7 @@ export class Keyspace {
 
   beginUndo(): void {
     this.undo = new Map();
+    this.changedAtUndo = this.changed?.length ?? 0;
   }
 
   /** Keeps the Txn's changes; the saved copies are dropped. */
@@ -253,6 +272,8 @@ export class Keyspace {
         this.setExpiry(current, saved.expiresAtMs);
       }
     }
+    // Rolled back: nothing changed after all.
+    if (this.changed !== null) this.changed.length = this.changedAtUndo;
   }
 
   private recordUndo(key: string, e: KeyEntry | undefined): void {
@@ -262,6 +283,7 @@ export class Keyspace {
   }
 
   private beforeChange(e: KeyEntry): void {
+    this.changed?.push(e.key);
     if (this.undo !== null) this.recordUndo(e.key, e);
     const capture = this.capture;
     if (capture !== null && e.snapMark !== capture.epoch) {

@@ -141,6 +141,19 @@ export class StateMachine {
     return result;
   }
 
+  /**
+   * Records which keys each apply changes, for Watch; off by default. A Txn
+   * that rolls back reports nothing; Clear reports every key it removed.
+   */
+  trackChanges(enabled: boolean): void {
+    this.keys.trackChanges(enabled);
+  }
+
+  /** The keys changed since the last call (possibly repeated), in the order they changed. */
+  takeChangedKeys(): string[] {
+    return this.keys.takeChangedKeys();
+  }
+
   /** Advances lastAppliedIndex over an entry with nothing to apply (noop, config change). */
   markApplied(index: number): void {
     this.checkIndex(index);
