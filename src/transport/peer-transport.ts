@@ -99,7 +99,9 @@ export class PeerTransport {
 
   /** Serves the peer API on listenAddress; resolves with the port bound (the real one when it was 0). */
   async start(): Promise<number> {
-    if (this.state !== 'new') throw new TransportStateError(`the peer transport of ${this.nodeId} was already started`);
+    if (this.state !== 'new') {
+      throw new TransportStateError(`the peer transport of ${this.nodeId} ${this.state === 'closed' ? 'is closed' : 'was already started'}`);
+    }
     this.state = 'starting';
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.tuning.maxReceiveBytes,

@@ -376,7 +376,7 @@ describe('PeerTransport', () => {
     await sleep(50);
     expect(a.snapshotStatus).toEqual([]);
     expect(rounds(b)).toEqual([]);
-    await expect(a.transport.start()).rejects.toThrow(/already started/);
+    await expect(a.transport.start()).rejects.toThrow(/is closed/);
   });
 
   it('refuses to start on an address in use, saying which', async () => {
