@@ -20,11 +20,15 @@ import { EMPTY_BYTES } from './wire.ts';
 export const METADATA_CLUSTER_ID = 'quorumkv-cluster-id';
 export const METADATA_FROM = 'quorumkv-from';
 export const METADATA_TO = 'quorumkv-to';
+/** The sender's client address, so peers can point clients and forwarded requests at it. */
+export const METADATA_CLIENT_ADDR = 'quorumkv-client-addr';
 
 /** What a PeerSender shares with its PeerTransport. */
 export interface SenderContext {
   readonly nodeId: NodeId;
   readonly clusterId: string;
+  /** This node's advertised client address; '' when it has none to announce. */
+  readonly clientAddr: string;
   readonly logger: TransportLogger;
   readonly tuning: TransportTuning;
   readonly stats: TransportStats;
@@ -192,6 +196,7 @@ export class PeerSender {
     metadata.set(METADATA_CLUSTER_ID, encodeURIComponent(this.ctx.clusterId));
     metadata.set(METADATA_FROM, encodeURIComponent(this.ctx.nodeId));
     metadata.set(METADATA_TO, encodeURIComponent(this.id));
+    if (this.ctx.clientAddr !== '') metadata.set(METADATA_CLIENT_ADDR, encodeURIComponent(this.ctx.clientAddr));
     return metadata;
   }
 

@@ -78,6 +78,10 @@ export interface PeerTransportOptions {
   readonly snapshots: SnapshotStore;
   /** Messages to `peer` were lost (stream down, or backpressure overflow): the core stops pipelining to it. */
   readonly onUnreachable: (peer: NodeId) => void;
+  /** This node's client address, announced to every peer it streams to. */
+  readonly advertisedClientAddr?: string;
+  /** A peer announced its client address (once per stream it opens to us). */
+  readonly onPeerInfo?: (peer: NodeId, info: { readonly clientAddr: string }) => void;
   /** A snapshot send to `peer` ended: ok once the peer stored the file and took the message. */
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /** TLS for the peer port; plaintext when absent. */

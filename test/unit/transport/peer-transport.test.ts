@@ -70,7 +70,10 @@ afterEach(async () => {
   await Promise.allSettled(open.splice(0).map((t) => t.close()));
 });
 
-async function startNode(id: NodeId, options: { clusterId?: string; port?: number; tuning?: Partial<TransportTuning> } = {}): Promise<Node> {
+async function startNode(
+  id: NodeId,
+  options: { clusterId?: string; port?: number; tuning?: Partial<TransportTuning>; clientAddr?: string; peerInfo?: [NodeId, string][] } = {},
+): Promise<Node> {
   const batches: Message[][] = [];
   const unreachable: NodeId[] = [];
   const snapshotStatus: [NodeId, boolean][] = [];
@@ -92,6 +95,8 @@ async function startNode(id: NodeId, options: { clusterId?: string; port?: numbe
     onUnreachable: (peer) => unreachable.push(peer),
     onSnapshotStatus: (peer, ok) => snapshotStatus.push([peer, ok]),
     tuning: { ...FAST, ...options.tuning },
+    ...(options.clientAddr === undefined ? {} : { advertisedClientAddr: options.clientAddr }),
+    onPeerInfo: (peer, info) => options.peerInfo?.push([peer, info.clientAddr]),
   });
   open.push(transport);
   const port = await transport.start();
@@ -163,6 +168,15 @@ describe('PeerTransport', () => {
     expect(rounds(b)).toEqual(Array.from({ length: 140 }, (_, i) => i));
     expect(b.batches.length).toBeLessThan(1 + 20);
     expect(b.unreachable).toEqual([]);
+  });
+
+  it('announces the sender\'s client address to the peers it streams to', async () => {
+    const seen: [NodeId, string][] = [];
+    const [a, b] = await Promise.all([startNode('a', { clientAddr: '10.0.0.1:7001' }), startNode('b', { peerInfo: seen })]);
+    connect(a, b);
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('b to get the message', () => rounds(b).length === 1);
+    expect(seen).toEqual([['a', '10.0.0.1:7001']]);
   });
 
   it('carries every message type with its fields', async () => {

@@ -1,0 +1,49 @@
+/**
+ * A follower's way to the leader: it replays a client's KV call on the
+ * leader's client port, with the caller's remaining deadline, and hands back
+ * whatever the leader answered (result or status) unchanged.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { KvMethod, Protos } from './proto-loader.ts';
+
+/** Set on a forwarded call, so that a node that is not the leader either answers UNAVAILABLE instead of forwarding again. */
+export const FORWARDED_HEADER = 'quorumkv-forwarded';
+
+type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => void;
+
+export class Forwarder {
+  private readonly clients = new Map<string, grpc.Client>();
+
+  constructor(
+    private readonly protos: Protos,
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {}
+
+  call(address: string, method: KvMethod, request: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
+    const client = this.client(address);
+    const metadata = new grpc.Metadata();
+    metadata.set(FORWARDED_HEADER, '1');
+    const invoke = (client as unknown as Record<string, UnaryMethod>)[method];
+    if (invoke === undefined) return Promise.reject(new Error(`KV has no method ${method}`));
+    return new Promise((resolve, reject) => {
+      invoke.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error !== null) reject(error);
+        else resolve(response as Record<string, unknown>);
+      });
+    });
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): grpc.Client {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new this.protos.clients.kv(address, this.credentials);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+}
