@@ -7,7 +7,8 @@
  * (exponentially, with jitter) before the next round.
  *
  * Only failures that are safe to repeat are retried:
- * - reads: UNAVAILABLE, ABORTED, and an attempt's own DEADLINE_EXCEEDED;
+ * - reads: UNAVAILABLE, ABORTED, an attempt's own DEADLINE_EXCEEDED, and a
+ *   CANCELLED the caller did not ask for (a node shutting down resets its calls);
  * - writes, which carry a session (client_id, sequence) the server uses to
  *   answer a repeat with the first result: the same;
  * - admin changes, which carry no session: UNAVAILABLE only, which a node
@@ -41,8 +42,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
 };
 
 const RETRYABLE: Readonly<Record<CallKind, ReadonlySet<StatusName>>> = {
-  read: new Set(['UNAVAILABLE', 'ABORTED', 'DEADLINE_EXCEEDED']),
-  write: new Set(['UNAVAILABLE', 'ABORTED', 'DEADLINE_EXCEEDED']),
+  read: new Set(['UNAVAILABLE', 'ABORTED', 'DEADLINE_EXCEEDED', 'CANCELLED']),
+  write: new Set(['UNAVAILABLE', 'ABORTED', 'DEADLINE_EXCEEDED', 'CANCELLED']),
   admin: new Set(['UNAVAILABLE']),
 };
 
