@@ -1,10 +1,12 @@
 /**
- * A follower's way to the leader: it replays a client's KV call on the
+ * A follower's way to the leader: it replays a client's KV or Cluster call on the
  * leader's client port, with the caller's remaining deadline, and hands back
  * whatever the leader answered (result or status) unchanged.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { KvMethod, Protos } from './proto-loader.ts';
+import type { Protos } from './proto-loader.ts';
+
+export type ForwardedService = 'kv' | 'cluster';
 
 /** Set on a forwarded call, so that a node that is not the leader either answers UNAVAILABLE instead of forwarding again. */
 export const FORWARDED_HEADER = 'quorumkv-forwarded';
@@ -19,12 +21,12 @@ export class Forwarder {
     private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {}
 
-  call(address: string, method: KvMethod, request: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
-    const client = this.client(address);
+  call(service: ForwardedService, address: string, method: string, request: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
+    const client = this.client(service, address);
     const metadata = new grpc.Metadata();
     metadata.set(FORWARDED_HEADER, '1');
     const invoke = (client as unknown as Record<string, UnaryMethod>)[method];
-    if (invoke === undefined) return Promise.reject(new Error(`KV has no method ${method}`));
+    if (invoke === undefined) return Promise.reject(new Error(`${service} has no method ${method}`));
     return new Promise((resolve, reject) => {
       invoke.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error !== null) reject(error);
@@ -38,11 +40,13 @@ export class Forwarder {
     this.clients.clear();
   }
 
-  private client(address: string): grpc.Client {
-    let client = this.clients.get(address);
+  private client(service: ForwardedService, address: string): grpc.Client {
+    const key = `${service} ${address}`;
+    let client = this.clients.get(key);
     if (client === undefined) {
-      client = new this.protos.clients.kv(address, this.credentials);
-      this.clients.set(address, client);
+      // The two services share one HTTP/2 connection per address (grpc-js pools channels by target and options).
+      client = new this.protos.clients[service](address, this.credentials);
+      this.clients.set(key, client);
     }
     return client;
   }

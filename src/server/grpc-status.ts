@@ -42,8 +42,7 @@ export function isStatusError(error: unknown): error is StatusError {
 export function toStatus(error: unknown, leader: LeaderHint | null): StatusError {
   if (isStatusError(error)) return error;
   if (error instanceof StateError) {
-    const prefix = error.code === 'WRONGTYPE' ? 'WRONGTYPE ' : '';
-    return statusError(STATE_CODES[error.code], `${prefix}${error.message}`);
+    return statusError(STATE_CODES[error.code], error.message);
   }
   if (error instanceof ProtoRangeError) return statusError(grpc.status.INVALID_ARGUMENT, error.message);
   if (error instanceof DeadlineError) return statusError(grpc.status.DEADLINE_EXCEEDED, error.message);

@@ -12,6 +12,7 @@ import { StateMachine, encodeEntry } from '../state/index.ts';
 import type { StateMachineConfig } from '../state/index.ts';
 import type { NodeStorage, StoredSnapshot } from '../storage/index.ts';
 import { DeadlineError, LeadershipLostError, NodeStoppedError, OutcomeUnknownError } from './errors.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface MessageSender {
   send(messages: readonly Message[]): void;
@@ -29,6 +30,7 @@ export interface RaftNodeOptions {
   readonly snapshotKeepEntries: number;
   /** Wall-clock milliseconds; injected so tests can move time. */
   readonly now: () => number;
+  readonly metrics: Metrics;
 }
 
 /** What the node tells its observers after each applied entry. */
@@ -74,6 +76,7 @@ export class RaftNode {
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
   private readonly leaderListeners: ((leader: NodeId, term: number) => void)[] = [];
   private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
+  private readonly snapshotListeners: ((index: number) => void)[] = [];
 
   constructor(options: RaftNodeOptions) {
     this.options = options;
@@ -82,6 +85,7 @@ export class RaftNode {
     this.logger = options.logger;
     const loaded = options.storage.load();
     this.state = new StateMachine(options.stateConfig);
+    this.state.trackChanges(true);
     if (loaded.snapshot !== null) this.state = this.restoreState(loaded.snapshot);
     this.raft = new Raft(
       {
@@ -132,6 +136,11 @@ export class RaftNode {
     this.membershipListeners.push(listener);
   }
 
+  /** The state was replaced by a snapshot from the leader. */
+  onSnapshotInstalled(listener: (index: number) => void): void {
+    this.snapshotListeners.push(listener);
+  }
+
   // ---- Inputs -------------------------------------------------------------
 
   step(messages: readonly Message[]): void {
@@ -162,15 +171,18 @@ export class RaftNode {
     this.assertRunning();
     const data = encodeEntry({ timeMs: this.stamp(), session, command });
     const proposal = this.raft.propose([data]);
+    this.options.metrics.proposals++;
     this.scheduleProcess();
     return this.awaitProposal(proposal, timeoutMs);
   }
 
-  proposeConfChange(change: ConfChange, timeoutMs: number): Promise<Result> {
+  /** Proposes a membership change; resolves with its log index once it is committed and applied here. */
+  async proposeConfChange(change: ConfChange, timeoutMs: number): Promise<number> {
     this.assertRunning();
     const proposal = this.raft.proposeConfChange(change);
     this.scheduleProcess();
-    return this.awaitProposal(proposal, timeoutMs);
+    await this.awaitProposal(proposal, timeoutMs);
+    return proposal.lastIndex;
   }
 
   transferLeadership(to: NodeId): void {
@@ -254,12 +266,17 @@ export class RaftNode {
 
   private handleReady(rd: Ready): void {
     const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
+    const { metrics } = this.options;
     // 1. Durable before anything that depends on it leaves this node.
-    this.storage.persist({
-      hardState: rd.hardState,
-      entries: rd.entries,
-      snapshot: snapshotFile === null ? null : { file: snapshotFile },
-    });
+    if (rd.hardState !== null || rd.entries.length > 0 || snapshotFile !== null) {
+      const began = performance.now();
+      this.storage.persist({
+        hardState: rd.hardState,
+        entries: rd.entries,
+        snapshot: snapshotFile === null ? null : { file: snapshotFile },
+      });
+      metrics.persistLatency.observe(performance.now() - began);
+    }
     // 2. Send.
     if (rd.messages.length > 0) this.sender.send(rd.messages);
     if (rd.softState !== null) {
@@ -269,7 +286,12 @@ export class RaftNode {
     }
     // 3. Apply.
     if (snapshotFile !== null) this.installSnapshot(snapshotFile);
-    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    if (rd.committedEntries.length > 0) {
+      const began = performance.now();
+      for (const entry of rd.committedEntries) this.applyEntry(entry);
+      metrics.entriesApplied += rd.committedEntries.length;
+      metrics.applyLatency.observe(performance.now() - began);
+    }
     for (const id of rd.abortedReads) this.settleRead(id, new LeadershipLostError(this.raft.leader));
     for (const { requestId, index } of rd.readStates) this.settleRead(requestId, index);
     this.releaseWaiters();
@@ -344,6 +366,8 @@ export class RaftNode {
   private installSnapshot(file: StoredSnapshot): void {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
     this.state = this.restoreState(file);
+    this.options.metrics.snapshotsInstalled++;
+    for (const listener of this.snapshotListeners) listener(file.index);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
       if (index <= file.index) {
@@ -364,6 +388,7 @@ export class RaftNode {
       if (expected !== null && expected !== state.digest()) {
         throw new Error(`snapshot ${file.path} restored to digest ${state.digest()}, but it was written with ${expected}`);
       }
+      state.trackChanges(true);
       return state;
     } finally {
       reader.close();
@@ -400,6 +425,8 @@ export class RaftNode {
       if (this.stopped) return;
       const meta = this.raft.compact(index, this.options.snapshotKeepEntries);
       this.storage.compact(index - this.options.snapshotKeepEntries);
+      this.options.metrics.snapshotsTaken++;
+      this.options.metrics.lastSnapshotBytes = file.sizeBytes;
       this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began }, 'snapshot taken');
     } finally {
       this.snapshotInProgress = false;
@@ -418,10 +445,23 @@ export class RaftNode {
 
   private awaitProposal(proposal: Proposal, timeoutMs: number): Promise<Result> {
     const index = proposal.lastIndex;
+    const { metrics } = this.options;
     return withTimeout(
-      new Promise<Result>((resolve, reject) => this.pendingWrites.set(index, { term: proposal.term, resolve, reject })),
+      new Promise<Result>((resolve, reject) =>
+        this.pendingWrites.set(index, {
+          term: proposal.term,
+          resolve,
+          reject: (error) => {
+            metrics.proposalsFailed++;
+            reject(error);
+          },
+        }),
+      ),
       timeoutMs,
-      () => this.pendingWrites.delete(index),
+      () => {
+        metrics.proposalsFailed++;
+        this.pendingWrites.delete(index);
+      },
     );
   }
 

@@ -332,6 +332,33 @@ export class NodeStorage {
   }
 
   /**
+   * Makes an empty data dir the first state of a new cluster's member: an
+   * empty snapshot at `header.index` holding the membership, and a hard state
+   * that commits it, recorded in one transaction. Refuses a dir with any state.
+   */
+  async bootstrap(header: SnapshotHeader): Promise<StoredSnapshot> {
+    this.assertOpen();
+    if (this.snapshots.length > 0 || this.bounds !== null || this.durableHardState.term !== 0) {
+      throw new InvalidWriteError(`cannot bootstrap ${this.dir}: it already holds a log, a snapshot or a term`);
+    }
+    const path = join(this.snapshotDir, snapshotFileName(header.index, header.term));
+    await writeSnapshotFile(path, header, { keys: [], sessions: [] }, { clusterId: this.clusterId, nodeId: this.nodeId });
+    const record: SnapshotRecord = {
+      file: basename(path),
+      index: header.index,
+      term: header.term,
+      logTimeMs: header.logTimeMs,
+      confState: header.confState,
+      sizeBytes: fileSize(path),
+    };
+    const hardState: HardState = { term: header.term, vote: NONE, commit: header.index };
+    const catalog = withCorruptionMapped(this.dbFile, () => this.writeBatch({ record, keepSuffix: false, entries: [], hardState }));
+    this.durableHardState = hardState;
+    if (catalog !== null) this.snapshots = catalog[0];
+    return this.toStored(record);
+  }
+
+  /**
    * Writes a snapshot of this node's state machine, applied through
    * `header.index`, and records it once its file is durably in place; older
    * files beyond the retention count are deleted. Rows are drained with

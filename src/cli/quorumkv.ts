@@ -1,0 +1,153 @@
+/**
+ * quorumkv serve — run one node.
+ * quorumkv dev   — a local three-node cluster on loopback, for trying things out.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, usage } from '../config/config.ts';
+import { createLogger } from './logger.ts';
+import { startNode } from '../server/node.ts';
+
+const HELP = `usage:
+  quorumkv serve [flags]            run one node (quorumkv serve --help lists the flags)
+  quorumkv dev [--nodes 3] [--data-dir ./data]
+                                    a local cluster on 127.0.0.1: client ports 7001.., peer 7101.., http 7201..`;
+
+async function serve(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage());
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(argv);
+  } catch (error) {
+    fail(error instanceof ConfigError ? error.message : String(error));
+  }
+  const logger = createLogger(config.logLevel, config.logFormat, { nodeId: config.id });
+  let node;
+  try {
+    node = await startNode(config, logger);
+  } catch (error) {
+    logger.flush();
+    fail(`cannot start node ${config.id}: ${(error as Error).message}`);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    node.stop().then(
+      () => {
+        logger.info({}, 'stopped cleanly');
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Runs `--nodes` serve processes with pretty, prefixed logs, and stops them all on Ctrl-C. */
+async function dev(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { nodes: { type: 'string', default: '3' }, 'data-dir': { type: 'string', default: './data' } } });
+  const count = Number(values.nodes);
+  if (!Number.isInteger(count) || count < 1 || count > 7) fail('--nodes must be from 1 to 7');
+  const dataDir = resolve(values['data-dir']);
+  const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const initialCluster = ids.map((id, i) => `${id}=127.0.0.1:${7101 + i}`).join(',');
+  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'quorumkv.js');
+  const children: ChildProcess[] = [];
+  const colors = [36, 33, 35, 32, 34, 31, 37];
+  ids.forEach((id, i) => {
+    const dir = join(dataDir, id);
+    mkdirSync(dir, { recursive: true });
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'serve',
+        '--id', id,
+        '--data-dir', dir,
+        '--client-addr', `127.0.0.1:${7001 + i}`,
+        '--peer-addr', `127.0.0.1:${7101 + i}`,
+        '--http-addr', `127.0.0.1:${7201 + i}`,
+        '--initial-cluster', initialCluster,
+        '--log-format', 'pretty',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const prefix = `\x1b[${colors[i % colors.length]}m${id}\x1b[0m │ `;
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream !== null) createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
+    }
+    child.on('exit', (code, signal) => {
+      process.stdout.write(`${prefix}exited (${signal ?? code})\n`);
+      if (!stoppingAll && code !== 0) stopAll(1);
+    });
+    children.push(child);
+  });
+  const endpoints = ids.map((_, i) => `127.0.0.1:${7001 + i}`).join(',');
+  setTimeout(() => {
+    console.log(`
+quorumkv dev cluster: ${count} node(s), data under ${dataDir}
+  status page:  http://127.0.0.1:7201/
+  try:
+    npx qkv --endpoints ${endpoints} set greeting hello
+    npx qkv get greeting
+    npx qkv cluster members
+    grpcurl -plaintext 127.0.0.1:7001 list
+    grpcurl -plaintext -d '{"key":"greeting"}' 127.0.0.1:7002 quorumkv.v1.KV/Get
+  Ctrl-C stops the cluster (data is kept; delete ${dataDir} to start afresh).
+`);
+  }, 1500).unref();
+  let stoppingAll = false;
+  const stopAll = (code: number) => {
+    if (stoppingAll) return;
+    stoppingAll = true;
+    let running = children.filter((c) => c.exitCode === null && c.signalCode === null).length;
+    if (running === 0) process.exit(code);
+    for (const child of children) {
+      child.once('exit', () => {
+        if (--running === 0) process.exit(code);
+      });
+      child.kill('SIGTERM');
+    }
+  };
+  process.on('SIGINT', () => stopAll(0));
+  process.on('SIGTERM', () => stopAll(0));
+}
+
+function fail(message: string): never {
+  process.stderr.write(`quorumkv: ${message}\n`);
+  process.exit(1);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+switch (command) {
+  case 'serve':
+    await serve(rest);
+    break;
+  case 'dev':
+    await dev(rest);
+    break;
+  case undefined:
+  case 'help':
+  case '--help':
+  case '-h':
+    console.log(HELP);
+    break;
+  default:
+    process.stderr.write(`quorumkv: unknown command '${command}'\n${HELP}\n`);
+    process.exit(2);
+}

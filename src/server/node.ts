@@ -1,0 +1,335 @@
+/**
+ * The composition root: builds a node from its Config and wires storage,
+ * the Raft loop, the peer transport, the client services and the HTTP port.
+ * Nothing else in the server knows how the pieces are put together.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { bootstrapState } from '../raft/index.ts';
+import type { NodeId } from '../raft/index.ts';
+import { NodeStorage } from '../storage/index.ts';
+import { PeerTransport } from '../transport/index.ts';
+import type { Config } from '../config/config.ts';
+import { AddressBook, decodeMemberContext } from './address-book.ts';
+import { ClusterService } from './cluster-service.ts';
+import { Forwarder } from './forwarder.ts';
+import { HealthService } from './health-service.ts';
+import { startHttpServer } from './http-server.ts';
+import { KvService } from './kv-service.ts';
+import { LeaderChores } from './leader-chores.ts';
+import { Metrics } from './metrics.ts';
+import { createReflectionService, loadProtos } from './proto-loader.ts';
+import { RaftNode } from './raft-node.ts';
+import { WatchHub } from './watch-hub.ts';
+
+export const CLUSTER_ID_FILE = 'cluster-id';
+
+export interface RunningNode {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly httpPort: number;
+  readonly raft: RaftNode;
+  stop(): Promise<void>;
+}
+
+/**
+ * The cluster id of a new cluster: its name and its bootstrap membership, so
+ * that two clusters started with different member lists never mix data dirs.
+ */
+export function bootstrapClusterId(config: Config): string {
+  const members = [...config.initialCluster].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, addr]) => `${id}=${addr}`);
+  const digest = createHash('sha256').update(`${config.clusterName}\n${members.join(',')}`).digest('hex').slice(0, 12);
+  return `${config.clusterName}-${digest}`;
+}
+
+export async function startNode(config: Config, logger: Logger): Promise<RunningNode> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const clusterId = await resolveClusterId(config, logger);
+  const storage = NodeStorage.open(config.dataDir, { clusterId, nodeId: config.id, create: true });
+  const stopping: (() => Promise<void> | void)[] = [() => storage.close()];
+  try {
+    await bootstrapIfNew(config, storage, logger);
+    const addresses = new AddressBook(config.dataDir);
+    for (const [id, peerAddr] of config.initialCluster) addresses.update(id, { peerAddr });
+    addresses.update(config.id, { peerAddr: config.advertisePeerAddr, clientAddr: config.advertiseClientAddr });
+
+    let raftNode: RaftNode | null = null;
+    let watchHub: WatchHub | null = null;
+    const metrics = new Metrics(() => {
+      const node = raftNode as RaftNode;
+      const status = node.status;
+      return {
+        term: status.term,
+        isLeader: node.isLeader,
+        role: status.role,
+        commitIndex: status.commit,
+        appliedIndex: node.state.lastAppliedIndex,
+        lastIndex: status.lastIndex,
+        snapshotIndex: status.snapshotIndex,
+        keys: node.state.keyCount(node.readTimeMs()),
+        memoryUsedBytes: node.state.memoryUsed(),
+        watchers: watchHub?.watcherCount ?? 0,
+      };
+    });
+    const node = new RaftNode({
+      id: config.id,
+      storage,
+      stateConfig: { maxMemoryBytes: config.maxMemoryBytes, eviction: config.eviction, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
+      logger: logger.child({ component: 'raft' }),
+      tickMs: config.heartbeatMs,
+      electionTicks: Math.max(2, Math.round(config.electionMs / config.heartbeatMs)),
+      maxInflightAppends: config.maxInflightAppends,
+      snapshotEntries: config.snapshotEntries,
+      snapshotKeepEntries: config.snapshotKeepEntries,
+      now: Date.now,
+      metrics,
+    });
+    raftNode = node;
+    const hub = new WatchHub(node.state.lastAppliedIndex);
+    watchHub = hub;
+
+    const transport = new PeerTransport({
+      nodeId: config.id,
+      clusterId,
+      listenAddress: config.peerAddr,
+      logger: logger.child({ component: 'transport' }),
+      advertisedClientAddr: config.advertiseClientAddr,
+      onMessages: (messages) => node.step(messages),
+      onPeerInfo: (peer, info) => addresses.update(peer, { clientAddr: info.clientAddr }),
+      onUnreachable: (peer) => node.reportUnreachable(peer),
+      onSnapshotStatus: (peer, ok) => node.reportSnapshot(peer, ok),
+      snapshots: {
+        open: (meta) => {
+          const latest = storage.latestSnapshot;
+          if (latest === null || latest.index !== meta.index) throw new Error(`snapshot ${meta.index} is no longer here (latest: ${latest?.index ?? 'none'})`);
+          return storage.snapshotChunks(latest);
+        },
+        receive: async (meta, chunks) => {
+          const receiver = await storage.receiveSnapshot({ index: meta.index, term: meta.term });
+          let offset = 0;
+          try {
+            for await (const chunk of chunks) {
+              await receiver.append(chunk, offset);
+              offset += chunk.length;
+            }
+            node.snapshotReceived(await receiver.finish());
+          } catch (error) {
+            await receiver.abort();
+            throw error;
+          }
+        },
+      },
+    });
+    const peerPort = await transport.start();
+    stopping.unshift(() => transport.close());
+    const updatePeers = () => {
+      const peers = new Map<NodeId, string>();
+      const conf = node.status.conf;
+      for (const id of [...conf.voters, ...conf.learners]) {
+        const peerAddr = addresses.get(id)?.peerAddr ?? '';
+        if (id !== config.id && peerAddr !== '') peers.set(id, peerAddr);
+      }
+      transport.setPeers(peers);
+    };
+    node.setSender(transport);
+    node.onMembershipChange((change) => {
+      if (change.type === 'addLearner') {
+        const known = decodeMemberContext(change.context);
+        if (known !== null) addresses.update(change.nodeId, known);
+      }
+      updatePeers();
+    });
+    addresses.onChange(updatePeers);
+    updatePeers();
+
+    const health = new HealthService(() => node.leader !== '');
+    node.onApplied(({ entry }) => {
+      if (entry.type === 'normal') hub.onApplied(entry, node.state);
+    });
+    node.onSnapshotInstalled((index) => {
+      hub.onSnapshotInstalled(index);
+      updatePeers();
+    });
+    node.onLeaderChange(() => health.changed());
+
+    const protos = loadProtos();
+    const forwarder = new Forwarder(protos);
+    stopping.unshift(() => forwarder.close());
+    const kv = new KvService({
+      node,
+      addresses,
+      forwarder,
+      watchHub: hub,
+      limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
+      requestTimeoutMs: config.requestTimeoutMs,
+      metrics,
+    });
+    const cluster = new ClusterService({
+      node,
+      storage,
+      addresses,
+      forwarder,
+      clusterId,
+      clientAddr: config.advertiseClientAddr,
+      maxMemoryBytes: config.maxMemoryBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
+      leaderHint: () => kv.leaderHint(),
+    });
+
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxRequestBytes, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+    server.addService(protos.kv, kv.implementation());
+    server.addService(protos.cluster, cluster.implementation());
+    server.addService(protos.health, health.implementation());
+    createReflectionService().addToServer(server);
+    const clientPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(config.clientAddr, grpc.ServerCredentials.createInsecure(), (error, port) =>
+        error === null ? resolve(port) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),
+      ),
+    );
+    stopping.unshift(
+      () =>
+        new Promise<void>((resolve) => {
+          // Give in-flight calls a moment, then cut the rest.
+          const force = setTimeout(() => server.forceShutdown(), 2000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        }),
+    );
+
+    const http = await startHttpServer(config.httpAddr, {
+      metrics: () => metrics.render(),
+      healthy: () => node.leader !== '',
+      status: () => cluster.status(),
+      members: () => cluster.members(),
+    });
+    stopping.unshift(() => closeHttp(http.server));
+
+    const chores = new LeaderChores({
+      node,
+      logger: logger.child({ component: 'chores' }),
+      metrics,
+      maxMemoryBytes: config.maxMemoryBytes,
+      evict: config.eviction === 'lru',
+      intervalMs: config.heartbeatMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      now: Date.now,
+    });
+    node.start();
+    chores.start();
+    stopping.unshift(() => {
+      chores.stop();
+      node.stop();
+    });
+    logger.info({ clusterId, clientPort, peerPort, httpPort: http.port, dataDir: config.dataDir }, 'node started');
+
+    let stopped: Promise<void> | null = null;
+    return {
+      id: config.id,
+      clusterId,
+      clientPort,
+      peerPort,
+      httpPort: http.port,
+      raft: node,
+      stop: () => {
+        stopped ??= runAll(stopping);
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await runAll(stopping);
+    throw error;
+  }
+}
+
+async function runAll(steps: readonly (() => Promise<void> | void)[]): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch {
+      // Shutting down: one step failing must not keep the others (and the data dir lock) held.
+    }
+  }
+}
+
+function closeHttp(server: HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** A new data dir of an initial member gets the bootstrap snapshot: index 1, the membership, an empty state. */
+async function bootstrapIfNew(config: Config, storage: NodeStorage, logger: Logger): Promise<void> {
+  const isNew = storage.latestSnapshot === null && storage.lastIndex === 0 && storage.hardState.term === 0;
+  if (!isNew || config.join !== null) return;
+  const initial = bootstrapState([...config.initialCluster.keys()]);
+  const snapshot = initial.snapshot;
+  if (snapshot === null) throw new Error('bootstrap state has no snapshot');
+  await storage.bootstrap({ ...snapshot, logTimeMs: 0 });
+  logger.info({ members: [...config.initialCluster.keys()] }, 'bootstrapped a new cluster member');
+}
+
+/**
+ * The cluster id is fixed when a data dir is first used: from the bootstrap
+ * membership, or asked of the cluster being joined. Later starts read it back.
+ */
+async function resolveClusterId(config: Config, logger: Logger): Promise<string> {
+  const file = join(config.dataDir, CLUSTER_ID_FILE);
+  if (existsSync(file)) {
+    const stored = readFileSync(file, 'utf8').trim();
+    if (config.join === null) {
+      const expected = bootstrapClusterId(config);
+      if (stored !== expected && !existsSync(join(config.dataDir, 'joined'))) {
+        throw new Error(
+          `data dir ${config.dataDir} belongs to cluster ${stored}, but --cluster-name and --initial-cluster describe ${expected}; use the flags it was created with, or another data dir`,
+        );
+      }
+    }
+    return stored;
+  }
+  let clusterId: string;
+  if (config.join === null) {
+    clusterId = bootstrapClusterId(config);
+  } else {
+    clusterId = await askClusterId(config.join, logger);
+    writeFileSync(join(config.dataDir, 'joined'), `${config.join}\n`);
+  }
+  writeFileSync(file, `${clusterId}\n`);
+  return clusterId;
+}
+
+async function askClusterId(joinAddress: string, logger: Logger): Promise<string> {
+  const protos = loadProtos();
+  const client = new protos.clients.cluster(joinAddress, grpc.credentials.createInsecure());
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const status = await new Promise<Record<string, unknown>>((resolve, reject) =>
+          (client as unknown as Record<string, (r: object, o: grpc.CallOptions, cb: (e: Error | null, r?: Record<string, unknown>) => void) => void>)['Status']?.call(
+            client,
+            {},
+            { deadline: Date.now() + 2000 },
+            (error, response) => (error === null && response !== undefined ? resolve(response) : reject(error ?? new Error('no response'))),
+          ),
+        );
+        const id = status['cluster_id'];
+        if (typeof id === 'string' && id !== '') return id;
+        throw new Error('the member answered without a cluster id');
+      } catch (error) {
+        if (attempt >= 30) throw new Error(`cannot reach ${joinAddress} to join its cluster: ${(error as Error).message}`, { cause: error });
+        logger.warn({ join: joinAddress, attempt }, 'waiting for the cluster to join');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
