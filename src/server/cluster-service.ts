@@ -161,7 +161,7 @@ export class ClusterService {
       }
       call.end();
     } catch (error) {
-      call.destroy(toStatus(error, this.options.leaderHint()));
+      call.emit('error', toStatus(error, this.options.leaderHint()));
     }
   }
 

@@ -1,6 +1,9 @@
 /**
- * The HTTP port: Prometheus /metrics, /healthz for liveness checks and load
- * balancers, and a small status page for people.
+ * The HTTP port: Prometheus /metrics, /healthz (liveness: the process is up
+ * and serving), /readyz (readiness: a leader is known, so requests can go
+ * through), and a small status page for people. Liveness must not depend on
+ * the leader: restarting every member of a cluster that lost quorum cannot
+ * bring it back, it only slows recovery.
  */
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -8,8 +11,8 @@ import type { AddressInfo } from 'node:net';
 
 export interface HttpSources {
   readonly metrics: () => string;
-  /** Whether the node can serve requests (running, a leader known). */
-  readonly healthy: () => boolean;
+  /** Whether the node can serve requests (a leader is known). */
+  readonly ready: () => boolean;
   readonly status: () => Record<string, unknown>;
   readonly members: () => Record<string, unknown>;
 }
@@ -26,10 +29,12 @@ export function startHttpServer(address: string, sources: HttpSources): Promise<
         case '/metrics':
           response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(sources.metrics());
           return;
-        case '/healthz': {
-          const healthy = sources.healthy();
-          const body = JSON.stringify({ healthy, ...pick(sources.status(), ['id', 'role', 'term', 'leader_id', 'applied_index']) });
-          response.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(`${body}\n`);
+        case '/healthz':
+        case '/readyz': {
+          const ready = sources.ready();
+          const code = path === '/healthz' || ready ? 200 : 503;
+          const body = JSON.stringify({ live: true, ready, ...pick(sources.status(), ['id', 'role', 'term', 'leader_id', 'applied_index']) });
+          response.writeHead(code, { 'content-type': 'application/json' }).end(`${body}\n`);
           return;
         }
         case '/status':
@@ -39,7 +44,7 @@ export function startHttpServer(address: string, sources: HttpSources): Promise<
           response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(statusPage(sources.status(), sources.members()));
           return;
         default:
-          response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /status, /metrics or /healthz\n');
+          response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /status, /metrics, /healthz or /readyz\n');
       }
     } catch (error) {
       response.writeHead(500, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
@@ -78,5 +83,5 @@ function statusPage(status: Record<string, unknown>, members: Record<string, unk
 <style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}th,td{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}</style></head>
 <body><h1>quorumkv node ${escape(status['id'])}</h1><table>${rows}</table>
 <h2>Members</h2><table><tr><th>id</th><th>kind</th><th>peer</th><th>client</th><th>match</th><th>lag</th></tr>${memberRows}</table>
-<p><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · <a href="/healthz">/healthz</a></p></body></html>\n`;
+<p><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p></body></html>\n`;
 }

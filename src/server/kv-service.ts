@@ -106,7 +106,7 @@ export class KvService {
       ended = true;
       unsubscribe();
       if (error === null) call.end();
-      else call.destroy(toStatus(error, this.leaderHint()));
+      else call.emit('error', toStatus(error, this.leaderHint()));
     };
     try {
       const key = typeof request['key'] === 'string' ? request['key'] : '';

@@ -206,7 +206,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
 
     const http = await startHttpServer(config.httpAddr, {
       metrics: () => metrics.render(),
-      healthy: () => node.leader !== '',
+      ready: () => node.leader !== '',
       status: () => cluster.status(),
       members: () => cluster.members(),
     });
