@@ -76,7 +76,14 @@ export function fromCallError(error: unknown, endpoint: string): QuorumError {
   }
   const code = (grpc.status[error.code] as StatusName | undefined) ?? 'UNKNOWN';
   const leader = leaderHint(error.metadata);
-  return new QuorumError(code, error.details || code, { cause: error, endpoint, ...(leader === undefined ? {} : { leader }) });
+  return new QuorumError(code, describe(error.details, endpoint) || code, { cause: error, endpoint, ...(leader === undefined ? {} : { leader }) });
+}
+
+/** grpc-js's own connection failures, said in a line that names the endpoint. */
+function describe(details: string, endpoint: string): string {
+  const connect = /^No connection established\. Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note:.*)?$/s.exec(details);
+  if (connect !== null) return `cannot connect to ${endpoint}: ${connect[1] ?? ''}`;
+  return details.replace(/\s*Resolution note:\s*$/, '');
 }
 
 function isServiceError(error: unknown): error is grpc.ServiceError {

@@ -1,0 +1,64 @@
+/** qkv's global options, read from the arguments before the command (and QUORUMKV_ENDPOINTS). */
+import { UsageError } from './qkv-args.ts';
+
+export const DEFAULT_ENDPOINT = '127.0.0.1:7001';
+
+export interface GlobalOptions {
+  readonly endpoints: string[];
+  readonly json: boolean;
+  readonly timeoutMs: number | undefined;
+  readonly serializable: boolean;
+  readonly yes: boolean;
+  readonly help: boolean;
+  /** The command and its arguments (empty: start the REPL). */
+  readonly command: string[];
+}
+
+const VALUED = new Set(['--endpoints', '--timeout']);
+const FLAGS = new Set(['--json', '--serializable', '--yes', '--help', '-h']);
+
+export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): GlobalOptions {
+  let endpoints = env['QUORUMKV_ENDPOINTS'] ?? '';
+  let timeoutMs: number | undefined;
+  const flags = new Set<string>();
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-')) break;
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (FLAGS.has(name)) {
+      if (eq > 0) throw new UsageError(`${name} takes no value`);
+      flags.add(name === '-h' ? '--help' : name);
+      continue;
+    }
+    if (!VALUED.has(name)) throw new UsageError(`unknown option '${name}'`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    if (name === '--endpoints') {
+      endpoints = value;
+    } else {
+      const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+      if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--timeout must be a positive number of milliseconds (got '${value}')`);
+      timeoutMs = n;
+    }
+  }
+  const list = endpoints
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  for (const e of list) if (!/^[^\s]+:\d+$/.test(e)) throw new UsageError(`endpoint '${e}' is not HOST:PORT`);
+  return {
+    endpoints: list.length === 0 ? [DEFAULT_ENDPOINT] : list,
+    json: flags.has('--json'),
+    timeoutMs,
+    serializable: flags.has('--serializable'),
+    yes: flags.has('--yes'),
+    help: flags.has('--help'),
+    command: argv.slice(i),
+  };
+}
