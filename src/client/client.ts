@@ -124,6 +124,17 @@ export interface StatusOptions extends CallOptions {
   readonly endpoint?: string;
 }
 
+/**
+ * Channel defaults: a node that restarts is dialled again within 2 s (grpc-js
+ * would otherwise back off up to 2 minutes, failing calls fast meanwhile),
+ * and answers are not capped at 4 MiB (an LRange of 1 MiB values can be larger).
+ */
+const CHANNEL_DEFAULTS: grpc.ChannelOptions = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.max_receive_message_length': -1,
+};
+
 const CONSISTENCY = { linearizable: 'LINEARIZABLE', serializable: 'SERIALIZABLE' } as const;
 
 function list<T>(items: T | readonly T[]): readonly T[] {
@@ -143,7 +154,7 @@ export class QuorumClient {
     checkPositive('attemptTimeoutMs', attemptTimeoutMs);
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry, timeoutMs, attemptTimeoutMs };
     checkPositive('retry.maxAttempts', this.policy.maxAttempts);
-    this.endpoints = new Endpoints(options.endpoints, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions ?? {});
+    this.endpoints = new Endpoints(options.endpoints, options.credentials ?? grpc.credentials.createInsecure(), { ...CHANNEL_DEFAULTS, ...options.channelOptions });
     this.sessions = new SessionPool(options.clientId);
     this.consistency = options.consistency ?? 'linearizable';
   }

@@ -61,17 +61,18 @@ export class ScriptedServer {
 export class ServerPool {
   private readonly servers: ScriptedServer[] = [];
 
-  async start(scripts: Scripts): Promise<ScriptedServer> {
+  /** Starts a server on 127.0.0.1, on `port` when given (a restart), else on a free port. */
+  async start(scripts: Scripts, port = 0): Promise<ScriptedServer> {
     const protos = loadProtos();
     const server = new grpc.Server();
     const requests: Recorded[] = [];
     const record = (method: string, request: Request): void => void requests.push({ method, request });
     server.addService(protos.kv, implement(KV_METHODS, scripts.kv ?? {}, record));
     server.addService(protos.cluster, implement(CLUSTER_METHODS, scripts.cluster ?? {}, record));
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) => (error === null ? resolve(p) : reject(error))),
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) => (error === null ? resolve(p) : reject(error))),
     );
-    const scripted = new ScriptedServer(server, `127.0.0.1:${port}`, requests);
+    const scripted = new ScriptedServer(server, `127.0.0.1:${bound}`, requests);
     this.servers.push(scripted);
     return scripted;
   }
