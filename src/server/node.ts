@@ -100,8 +100,9 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       listenAddress: config.peerAddr,
       logger: logger.child({ component: 'transport' }),
       advertisedClientAddr: config.advertiseClientAddr,
+      advertisedPeerAddr: config.advertisePeerAddr,
       onMessages: (messages) => node.step(messages),
-      onPeerInfo: (peer, info) => addresses.update(peer, { clientAddr: info.clientAddr }),
+      onPeerInfo: (peer, info) => addresses.update(peer, info),
       onUnreachable: (peer) => node.reportUnreachable(peer),
       onSnapshotStatus: (peer, ok) => node.reportSnapshot(peer, ok),
       snapshots: {
@@ -128,13 +129,11 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     });
     const peerPort = await transport.start();
     stopping.unshift(() => transport.close());
+    // Every node we know how to reach, not only members: a node that just joined
+    // knows no membership yet, but must answer the leader that streams to it.
     const updatePeers = () => {
       const peers = new Map<NodeId, string>();
-      const conf = node.status.conf;
-      for (const id of [...conf.voters, ...conf.learners]) {
-        const peerAddr = addresses.get(id)?.peerAddr ?? '';
-        if (id !== config.id && peerAddr !== '') peers.set(id, peerAddr);
-      }
+      for (const [id, { peerAddr }] of addresses.entries()) if (id !== config.id && peerAddr !== '') peers.set(id, peerAddr);
       transport.setPeers(peers);
     };
     node.setSender(transport);
@@ -142,8 +141,9 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       if (change.type === 'addLearner') {
         const known = decodeMemberContext(change.context);
         if (known !== null) addresses.update(change.nodeId, known);
+      } else if (change.type === 'remove' && change.nodeId !== config.id) {
+        addresses.remove(change.nodeId);
       }
-      updatePeers();
     });
     addresses.onChange(updatePeers);
     updatePeers();
@@ -152,10 +152,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     node.onApplied(({ entry }) => {
       if (entry.type === 'normal') hub.onApplied(entry, node.state);
     });
-    node.onSnapshotInstalled((index) => {
-      hub.onSnapshotInstalled(index);
-      updatePeers();
-    });
+    node.onSnapshotInstalled((index) => hub.onSnapshotInstalled(index));
     node.onLeaderChange(() => health.changed());
 
     const protos = loadProtos();

@@ -20,15 +20,20 @@ import { EMPTY_BYTES } from './wire.ts';
 export const METADATA_CLUSTER_ID = 'quorumkv-cluster-id';
 export const METADATA_FROM = 'quorumkv-from';
 export const METADATA_TO = 'quorumkv-to';
-/** The sender's client address, so peers can point clients and forwarded requests at it. */
+/**
+ * The sender's addresses, so that a peer that never heard of it (a node that
+ * just joined) can answer it, and point clients and forwarded requests at it.
+ */
 export const METADATA_CLIENT_ADDR = 'quorumkv-client-addr';
+export const METADATA_PEER_ADDR = 'quorumkv-peer-addr';
 
 /** What a PeerSender shares with its PeerTransport. */
 export interface SenderContext {
   readonly nodeId: NodeId;
   readonly clusterId: string;
-  /** This node's advertised client address; '' when it has none to announce. */
+  /** This node's advertised addresses; '' when it has none to announce. */
   readonly clientAddr: string;
+  readonly peerAddr: string;
   readonly logger: TransportLogger;
   readonly tuning: TransportTuning;
   readonly stats: TransportStats;
@@ -197,6 +202,7 @@ export class PeerSender {
     metadata.set(METADATA_FROM, encodeURIComponent(this.ctx.nodeId));
     metadata.set(METADATA_TO, encodeURIComponent(this.id));
     if (this.ctx.clientAddr !== '') metadata.set(METADATA_CLIENT_ADDR, encodeURIComponent(this.ctx.clientAddr));
+    if (this.ctx.peerAddr !== '') metadata.set(METADATA_PEER_ADDR, encodeURIComponent(this.ctx.peerAddr));
     return metadata;
   }
 

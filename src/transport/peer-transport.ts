@@ -12,7 +12,7 @@ import type { Message, NodeId } from '../raft/index.ts';
 import { decodeBatch, decodeSnapshotChunk, encodeSnapshotAck, SEND_ACK } from './codec.ts';
 import type { SnapshotChunk } from './codec.ts';
 import { MalformedMessageError, MisdirectedTrafficError, TransportStateError } from './errors.ts';
-import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_FROM, METADATA_TO, PeerSender } from './peer-sender.ts';
+import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_PEER_ADDR, METADATA_FROM, METADATA_TO, PeerSender } from './peer-sender.ts';
 import type { SenderContext } from './peer-sender.ts';
 import { RAFT_SERVICE } from './service.ts';
 import { DEFAULT_TUNING } from './types.ts';
@@ -82,6 +82,7 @@ export class PeerTransport {
       nodeId: this.nodeId,
       clusterId: this.clusterId,
       clientAddr: options.advertisedClientAddr ?? '',
+      peerAddr: options.advertisedPeerAddr ?? '',
       logger: this.logger,
       tuning: this.tuning,
       stats: this.stats,
@@ -257,9 +258,10 @@ export class PeerTransport {
       this.refuse(call, respond, misdirected);
       return;
     }
-    const clientAddr = metadataValue(metadata, METADATA_CLIENT_ADDR);
+    const clientAddr = metadataValue(metadata, METADATA_CLIENT_ADDR) ?? '';
+    const peerAddr = metadataValue(metadata, METADATA_PEER_ADDR) ?? '';
     const from = metadataValue(metadata, METADATA_FROM);
-    if (clientAddr !== undefined && from !== undefined) this.options.onPeerInfo?.(from, { clientAddr });
+    if ((clientAddr !== '' || peerAddr !== '') && from !== undefined) this.options.onPeerInfo?.(from, { clientAddr, peerAddr });
     // Response headers now tell the sender the stream was accepted (it resets its reconnect backoff on them).
     call.sendMetadata(new grpc.Metadata());
     let answered = false;

@@ -78,10 +78,11 @@ export interface PeerTransportOptions {
   readonly snapshots: SnapshotStore;
   /** Messages to `peer` were lost (stream down, or backpressure overflow): the core stops pipelining to it. */
   readonly onUnreachable: (peer: NodeId) => void;
-  /** This node's client address, announced to every peer it streams to. */
+  /** This node's addresses, announced to every peer it streams to. */
   readonly advertisedClientAddr?: string;
-  /** A peer announced its client address (once per stream it opens to us). */
-  readonly onPeerInfo?: (peer: NodeId, info: { readonly clientAddr: string }) => void;
+  readonly advertisedPeerAddr?: string;
+  /** A peer announced its addresses (once per stream it opens to us); '' for one it did not announce. */
+  readonly onPeerInfo?: (peer: NodeId, info: { readonly clientAddr: string; readonly peerAddr: string }) => void;
   /** A snapshot send to `peer` ended: ok once the peer stored the file and took the message. */
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /** TLS for the peer port; plaintext when absent. */

@@ -95,8 +95,8 @@ async function startNode(
     onUnreachable: (peer) => unreachable.push(peer),
     onSnapshotStatus: (peer, ok) => snapshotStatus.push([peer, ok]),
     tuning: { ...FAST, ...options.tuning },
-    ...(options.clientAddr === undefined ? {} : { advertisedClientAddr: options.clientAddr }),
-    onPeerInfo: (peer, info) => options.peerInfo?.push([peer, info.clientAddr]),
+    ...(options.clientAddr === undefined ? {} : { advertisedClientAddr: options.clientAddr, advertisedPeerAddr: `${options.clientAddr}-peer` }),
+    onPeerInfo: (peer, info) => options.peerInfo?.push([peer, `${info.clientAddr} ${info.peerAddr}`]),
   });
   open.push(transport);
   const port = await transport.start();
@@ -170,13 +170,13 @@ describe('PeerTransport', () => {
     expect(b.unreachable).toEqual([]);
   });
 
-  it('announces the sender\'s client address to the peers it streams to', async () => {
+  it('announces the sender\'s client and peer addresses to the peers it streams to', async () => {
     const seen: [NodeId, string][] = [];
     const [a, b] = await Promise.all([startNode('a', { clientAddr: '10.0.0.1:7001' }), startNode('b', { peerInfo: seen })]);
     connect(a, b);
     a.transport.send([heartbeat('a', 'b', 1)]);
     await waitFor('b to get the message', () => rounds(b).length === 1);
-    expect(seen).toEqual([['a', '10.0.0.1:7001']]);
+    expect(seen).toEqual([['a', '10.0.0.1:7001 10.0.0.1:7001-peer']]);
   });
 
   it('carries every message type with its fields', async () => {

@@ -1,0 +1,152 @@
+/**
+ * Real processes under real failures: SIGKILL of the leader under load,
+ * restarts that catch up from the log or by InstallSnapshot, clean shutdown,
+ * a locked or damaged data dir.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GrpcError, TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
+
+let cluster: TestCluster | undefined;
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+/** Writers that set distinct keys in a loop; remembers every acknowledged write. */
+function startWriters(c: TestCluster, count: number): { acked: Map<string, string>; stop: () => Promise<void> } {
+  const acked = new Map<string, string>();
+  let running = true;
+  const loops = Array.from({ length: count }, async (_, w) => {
+    for (let i = 0; running; i++) {
+      const ids = c.runningIds();
+      const id = ids[(w + i) % ids.length];
+      if (id === undefined) {
+        await sleep(20);
+        continue;
+      }
+      const key = `w${w}-${i}`;
+      try {
+        await c.client(id).call('Set', { key, value: bytes(`v${i}`) }, 2000);
+        acked.set(key, `v${i}`);
+      } catch {
+        // Not acknowledged: it may or may not be there, and either is fine.
+        await sleep(20);
+      }
+    }
+  });
+  return {
+    acked,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function metric(c: TestCluster, id: string, name: string): Promise<number> {
+  const body = await (await fetch(`http://127.0.0.1:${c.spec(id).httpPort}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
+  return match === null ? Number.NaN : Number(match[1]);
+}
+
+describe('failures', () => {
+  it('kill -9 of the leader mid-load loses no acknowledged write', async () => {
+    cluster = await TestCluster.start({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const writers = startWriters(cluster, 6);
+    await sleep(1000);
+    await cluster.kill(leader);
+    await sleep(2500);
+    await writers.stop();
+    const newLeader = await cluster.waitForLeader();
+    expect(newLeader).not.toBe(leader);
+    cluster.launch(cluster.spec(leader));
+    await cluster.waitForConvergence(cluster.specs.map((s) => s.id));
+    expect(writers.acked.size).toBeGreaterThan(50);
+    const reader = cluster.client(leader);
+    for (const [key, value] of writers.acked) {
+      const got = await reader.call('Get', { key });
+      expect(text(got['value']), `acknowledged write ${key}`).toBe(value);
+    }
+  }, 90_000);
+
+  it('a restarted node catches up from its log; one that fell past the snapshot gets InstallSnapshot', async () => {
+    cluster = await TestCluster.start({ size: 3, flags: ['--snapshot-entries', '50', '--snapshot-keep-entries', '10'] });
+    const leader = await cluster.waitForLeader();
+    const [behind, short] = cluster.specs.map((s) => s.id).filter((id) => id !== leader) as [string, string];
+    // `short` misses a few entries (within the log); `behind` misses many (past the snapshot).
+    await cluster.kill(behind);
+    for (let i = 0; i < 200; i++) await cluster.client(leader).call('Set', { key: `k${i}`, value: bytes(String(i)) });
+    await cluster.kill(short);
+    for (let i = 200; i < 205; i++) await cluster.client(leader).call('Set', { key: `k${i}`, value: bytes(String(i)) }).catch(() => undefined);
+    cluster.launch(cluster.spec(short));
+    await cluster.waitForLeader();
+    cluster.launch(cluster.spec(behind));
+    await cluster.waitForConvergence(cluster.specs.map((s) => s.id));
+    expect(await metric(cluster, behind, 'quorumkv_snapshots_installed_total')).toBeGreaterThanOrEqual(1);
+    expect(await metric(cluster, short, 'quorumkv_snapshots_installed_total')).toBe(0);
+    const got = await cluster.client(behind).call('Get', { key: 'k150', consistency: 'SERIALIZABLE' });
+    expect(text(got['value'])).toBe('150');
+  }, 90_000);
+
+  it('SIGTERM stops a node cleanly (exit 0), and it restarts with its data', async () => {
+    cluster = await TestCluster.start({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    await cluster.client(leader).call('Set', { key: 'kept', value: bytes('yes') });
+    const victim = cluster.specs.map((s) => s.id).find((id) => id !== leader) as string;
+    await cluster.waitForConvergence();
+    expect(await cluster.kill(victim, 'SIGTERM')).toEqual({ code: 0, signal: null });
+    cluster.launch(cluster.spec(victim));
+    await cluster.waitForLeader();
+    const got = await cluster.client(victim).call('Get', { key: 'kept', consistency: 'SERIALIZABLE' });
+    expect(text(got['value'])).toBe('yes');
+  }, 60_000);
+
+  it('a second node on the same data dir is refused with one clear line', async () => {
+    cluster = await TestCluster.start({ size: 1 });
+    const spec = cluster.spec('n1');
+    const second = cluster.launch({ ...spec, id: 'n1', clientPort: spec.clientPort + 0, dataDir: spec.dataDir });
+    const exit = await second.exited;
+    expect(exit.code).not.toBe(0);
+    expect(second.output()).toMatch(/^quorumkv: cannot start node n1: .*(lock|in use)/im);
+  }, 60_000);
+
+  it('a damaged data dir makes the node refuse to start, naming the file', async () => {
+    cluster = await TestCluster.start({ size: 1 });
+    const leader = await cluster.waitForLeader();
+    for (let i = 0; i < 20; i++) await cluster.client(leader).call('Set', { key: `k${i}`, value: bytes('v') });
+    await cluster.kill('n1', 'SIGTERM');
+    const dataDir = cluster.spec('n1').dataDir;
+    // One log entry's bytes changed behind the node's back (as a bad disk would): its checksum no longer matches.
+    const db = new Database(join(dataDir, 'node.db'));
+    db.prepare("UPDATE log SET data = x'00ff' WHERE idx = (SELECT max(idx) FROM log)").run();
+    db.close();
+    const restarted = cluster.launch(cluster.spec('n1'));
+    const exit = await restarted.exited;
+    expect(exit.code).not.toBe(0);
+    expect(restarted.output()).toMatch(/quorumkv: cannot start node n1: .*node\.db.*checksum/i);
+    expect(readdirSync(dataDir)).toContain('node.db');
+  }, 60_000);
+
+  it('a node asked for a write with no quorum answers UNAVAILABLE or DEADLINE_EXCEEDED, never a false success', async () => {
+    cluster = await TestCluster.start({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const others = cluster.specs.map((s) => s.id).filter((id) => id !== leader);
+    for (const id of others) await cluster.kill(id);
+    try {
+      await cluster.client(leader).call('Set', { key: 'lonely', value: bytes('x') }, 3000);
+      throw new Error('a write without a quorum was acknowledged');
+    } catch (error) {
+      expect(error).toBeInstanceOf(GrpcError);
+      expect(['UNAVAILABLE', 'DEADLINE_EXCEEDED']).toContain(statusName((error as GrpcError).code));
+    }
+  }, 60_000);
+});
+
+function statusName(code: number): string {
+  return ({ 4: 'DEADLINE_EXCEEDED', 14: 'UNAVAILABLE' } as Record<number, string>)[code] ?? String(code);
+}
