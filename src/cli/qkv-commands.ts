@@ -240,7 +240,6 @@ export const COMMANDS: readonly Command[] = [
   }),
   command({
     name: 'keys',
-    aliases: ['scan'],
     args: '[PATTERN] [--limit N]',
     summary: 'The keys matching a glob (* ? [a-z] [^a], \\ escapes); all keys when no pattern.',
     details: ['Follows the server\'s cursors to the end, or until N keys were listed.'],

@@ -11,13 +11,18 @@
  * Reconnects follow the client's retry policy (leader hints, next endpoint,
  * backoff); the failure budget (maxAttempts, timeoutMs) counts from the last
  * time the watch worked: an event arrived, or a stream stayed up for
- * timeoutMs. A stream the server ends cleanly is reopened too.
+ * timeoutMs. Besides the usual transient codes, a watch is resumed after
+ * RESOURCE_EXHAUSTED (the node dropped a watcher that fell behind) and after
+ * a stream the node ended cleanly. OUT_OF_RANGE (a node no longer holds
+ * events that old: it restarted or installed a snapshot) sends the watch to
+ * the other endpoints, which may still hold them; when every endpoint
+ * refuses, the watch fails rather than skip events.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Endpoints } from './endpoints.ts';
-import { fromCallError, QuorumError } from './errors.ts';
+import { fromCallError, QuorumError, type StatusName } from './errors.ts';
 import { fromWireType, type ValueType } from './operations.ts';
-import { aborted, backoffMs, isRetryable, sleep, type RetryPolicy } from './retry.ts';
+import { aborted, backoffMs, sleep, type RetryPolicy } from './retry.ts';
 import { plainBytes } from './values.ts';
 import type { WireWatchEvent } from './wire.ts';
 
@@ -51,6 +56,8 @@ export interface WatchDeps {
   startIndex(signal?: AbortSignal): Promise<number>;
 }
 
+const RESUMABLE: ReadonlySet<StatusName> = new Set(['UNAVAILABLE', 'ABORTED', 'DEADLINE_EXCEEDED', 'CANCELLED', 'RESOURCE_EXHAUSTED']);
+
 function toEvent(wire: WireWatchEvent): WatchEvent {
   const type = wire.type.toLowerCase() as WatchEventType;
   const valueType = fromWireType(wire.value_type);
@@ -76,6 +83,8 @@ export async function* resumableWatch(deps: WatchDeps, key: string, options: Wat
   let attempts = 0;
   let round = 0;
   const tried = new Set<string>();
+  /** Endpoints that answered OUT_OF_RANGE since the last event. */
+  const refused = new Set<string>();
 
   while (!aborted(signal)) {
     const call = deps.open(address, { key, prefix: options.prefix ?? false, from_index: lastIndex > 0 ? lastIndex : from });
@@ -104,6 +113,7 @@ export async function* resumableWatch(deps: WatchDeps, key: string, options: Wat
         }
         if (!delivered) {
           delivered = true;
+          refused.clear();
           endpoints.succeeded(address);
         }
         yield event;
@@ -116,7 +126,14 @@ export async function* resumableWatch(deps: WatchDeps, key: string, options: Wat
       call.cancel();
     }
     if (aborted(signal)) return;
-    if (!isRetryable('read', failure.code)) throw failure;
+    if (failure.code === 'OUT_OF_RANGE') {
+      refused.add(address);
+      const next = endpoints.all.find((a) => !refused.has(a));
+      if (next === undefined) throw failure;
+      address = next;
+      continue;
+    }
+    if (!RESUMABLE.has(failure.code)) throw failure;
 
     if (delivered || Date.now() - openedAt >= policy.timeoutMs) {
       streakStart = Date.now();

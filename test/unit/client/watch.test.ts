@@ -124,7 +124,23 @@ describe('watch', () => {
     expect(node.received('Watch').map((r) => r['from_index'])).toEqual([7, 7]);
   });
 
-  it('fails with OUT_OF_RANGE when the index was compacted away', async () => {
+  it('resumes after the node drops it for falling behind (RESOURCE_EXHAUSTED), even inside one index', async () => {
+    const node = await pool.start({
+      kv: { Watch: watchScript([{ after: 2, fail: () => status(grpc.status.RESOURCE_EXHAUSTED, 'the watcher fell behind; resume from its last index') }]) },
+    });
+    await expect(take(client([node.address]).watch('k', { prefix: true, fromIndex: 5 }), 5)).resolves.toEqual(EXPECTED);
+    expect(node.received('Watch').map((r) => r['from_index'])).toEqual([5, 6]);
+  });
+
+  it('asks another member when a node no longer holds the events (OUT_OF_RANGE)', async () => {
+    const restarted = await pool.start({
+      kv: { Watch: (call) => void call.emit('error', status(grpc.status.OUT_OF_RANGE, 'events before index 40 are no longer held by this node')) },
+    });
+    const other = await pool.start({ kv: { Watch: watchScript([]) } });
+    await expect(take(client([restarted.address, other.address]).watch('k', { prefix: true, fromIndex: 5 }), 5)).resolves.toEqual(EXPECTED);
+  });
+
+  it('fails with OUT_OF_RANGE when no endpoint holds the events any more', async () => {
     const node = await pool.start({
       kv: { Watch: (call) => void call.emit('error', status(grpc.status.OUT_OF_RANGE, 'index 2 is compacted; the first index available is 40')) },
     });
