@@ -175,6 +175,31 @@ describe('Watch', () => {
     expect([...indexes].sort((a, b) => a - b)).toEqual(indexes);
   });
 
+  it('resumes on another node from the last index + 1 with no gap and no duplicate, across a leadership change', async () => {
+    const received: Reply[] = [];
+    const collect = (id: string, fromIndex: number) => {
+      const stream = cluster.client(id).watch({ key: 'r/', prefix: true, from_index: fromIndex });
+      stream.on('data', (event: Reply) => received.push(event));
+      stream.on('error', () => {});
+      return stream;
+    };
+    const from = ((await cluster.client(leader).call('Status'))['applied_index'] as number) + 1;
+    const first = collect(follower, from);
+    for (let i = 0; i < 5; i++) await cluster.client(leader).call('Set', { key: `r/${i}`, value: bytes(String(i)) });
+    for (let i = 0; i < 50 && received.length < 5; i++) await sleep(50);
+    first.cancel();
+    const last = received[received.length - 1]?.['index'] as number;
+    const other = cluster.specs.map((s) => s.id).find((id) => id !== leader && id !== follower) as string;
+    await cluster.client(leader).call('TransferLeadership', { id: other });
+    leader = await cluster.waitForLeader();
+    for (let i = 5; i < 10; i++) await cluster.client(other).call('Set', { key: `r/${i}`, value: bytes(String(i)) });
+    const second = collect(other, last + 1);
+    for (let i = 0; i < 50 && received.length < 10; i++) await sleep(50);
+    second.cancel();
+    expect(received.map((e) => e['key'])).toEqual(Array.from({ length: 10 }, (_, i) => `r/${i}`));
+    follower = cluster.specs.map((s) => s.id).find((id) => id !== leader) as string;
+  });
+
   it('refuses a watch from an index this node no longer holds', async () => {
     const c = cluster.client(follower);
     const stream = c.watch({ key: 'x', from_index: 1 });
