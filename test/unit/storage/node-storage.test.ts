@@ -338,3 +338,26 @@ function catchError(fn: () => unknown): unknown {
 function range(from: number, through: number): number[] {
   return Array.from({ length: through - from + 1 }, (_, i) => from + i);
 }
+
+describe('bootstrap', () => {
+  it('makes a new data dir a new member: an empty snapshot holding the membership, committed, across a reopen', async () => {
+    const dir = scratch.dir();
+    const storage = scratch.open(dir);
+    const stored = await storage.bootstrap({ index: 1, term: 1, confState: CONF, logTimeMs: 0 });
+    expect(stored).toMatchObject({ index: 1, term: 1, confState: CONF });
+    storage.close();
+    const reopened = scratch.open(dir, { create: false });
+    const loaded = reopened.load();
+    expect(loaded.hardState).toEqual({ term: 1, vote: '', commit: 1 });
+    expect(loaded.snapshot).toMatchObject({ index: 1, term: 1, confState: CONF });
+    expect(loaded.entries).toEqual([]);
+    const reader = reopened.openSnapshot(loaded.snapshot as NonNullable<typeof loaded.snapshot>);
+    expect([...reader.keys()]).toEqual([]);
+    reader.close();
+  });
+
+  it('refuses a data dir that already holds state', async () => {
+    const { storage } = withLog(3);
+    await expect(storage.bootstrap({ index: 1, term: 1, confState: CONF, logTimeMs: 0 })).rejects.toThrow(InvalidWriteError);
+  });
+});
