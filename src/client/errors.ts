@@ -76,13 +76,17 @@ export function fromCallError(error: unknown, endpoint: string): QuorumError {
   }
   const code = (grpc.status[error.code] as StatusName | undefined) ?? 'UNKNOWN';
   const leader = leaderHint(error.metadata);
-  return new QuorumError(code, describe(error.details, endpoint) || code, { cause: error, endpoint, ...(leader === undefined ? {} : { leader }) });
+  return new QuorumError(code, describe(error.details) || code, { cause: error, endpoint, ...(leader === undefined ? {} : { leader }) });
 }
 
-/** grpc-js's own connection failures, said in a line that names the endpoint. */
-function describe(details: string, endpoint: string): string {
+/**
+ * grpc-js's connection failures in one short line. The inner error names the
+ * address (a node forwarding to a dead leader passes its own such failure
+ * on, so the address is not necessarily the endpoint's).
+ */
+function describe(details: string): string {
   const connect = /^No connection established\. Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note:.*)?$/s.exec(details);
-  if (connect !== null) return `cannot connect to ${endpoint}: ${connect[1] ?? ''}`;
+  if (connect !== null) return `cannot connect: ${connect[1] ?? ''}`;
   return details.replace(/\s*Resolution note:\s*$/, '');
 }
 

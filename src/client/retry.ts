@@ -36,7 +36,8 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   timeoutMs: 10_000,
   attemptTimeoutMs: 5_000,
-  maxAttempts: 10,
+  // Enough rounds over three endpoints to span a leader election (backoff adds up to ~5 s over 30 attempts).
+  maxAttempts: 30,
   initialBackoffMs: 50,
   maxBackoffMs: 1_000,
 };
