@@ -4,7 +4,7 @@
  * and cancellation by AbortSignal.
  */
 import * as grpc from '@grpc/grpc-js';
-import { loadProtos, type ClusterMethod, type KvMethod } from '../server/proto-loader.ts';
+import { loadProtos, type ClusterMethod, type KvMethod } from '../proto/loader.ts';
 
 type Method = grpc.MethodDefinition<unknown, unknown>;
 

@@ -4,7 +4,7 @@
  * exactly-once writes (see retry.ts and sessions.ts for the rules).
  */
 import * as grpc from '@grpc/grpc-js';
-import type { ClusterMethod } from '../server/proto-loader.ts';
+import type { ClusterMethod } from '../proto/loader.ts';
 import { clusterMethod, kvMethod, serverStream, unary } from './calls.ts';
 import {
   toBackupChunk,

@@ -5,7 +5,7 @@
  * both go through this table, so a single call and the same operation inside
  * a Txn cannot drift apart.
  */
-import type { KvMethod } from '../server/proto-loader.ts';
+import type { KvMethod } from '../proto/loader.ts';
 import { invalidArgument } from './errors.ts';
 import { plainBytes, toBytes, type Value } from './values.ts';
 import type { WireCompareOp, WireCondition, WireRequest, WireResponses, WireValueType } from './wire.ts';

@@ -16,7 +16,7 @@ import type { Forwarder } from './forwarder.ts';
 import { toStatus } from './grpc-status.ts';
 import type { LeaderHint } from './grpc-status.ts';
 import type { ProtoMessage } from './kv-commands.ts';
-import type { ClusterMethod, ImplementationOf } from './proto-loader.ts';
+import type { ClusterMethod, ImplementationOf } from '../proto/loader.ts';
 import type { RaftNode } from './raft-node.ts';
 
 export interface ClusterServiceOptions {

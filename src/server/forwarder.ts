@@ -4,7 +4,7 @@
  * whatever the leader answered (result or status) unchanged.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Protos } from './proto-loader.ts';
+import type { Protos } from '../proto/loader.ts';
 
 export type ForwardedService = 'kv' | 'cluster';
 

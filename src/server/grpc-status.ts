@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ConfChangeError, NotLeaderError, ProposalDroppedError, RaftError, TransferError } from '../raft/index.ts';
 import { StateError } from '../state/index.ts';
 import { DeadlineError, LeadershipLostError, NoLeaderError, NodeError, NodeStoppedError, OutcomeUnknownError } from './errors.ts';
-import { ProtoRangeError } from './proto-loader.ts';
+import { ProtoRangeError } from '../proto/loader.ts';
 
 /** Metadata keys that name the leader on UNAVAILABLE, so clients go straight to it. */
 export const LEADER_ID_HEADER = 'quorumkv-leader-id';

@@ -6,8 +6,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ProtoMessage } from './kv-commands.ts';
-import type { HealthMethod, ImplementationOf } from './proto-loader.ts';
-import { SERVICE_NAMES } from './proto-loader.ts';
+import type { HealthMethod, ImplementationOf } from '../proto/loader.ts';
+import { SERVICE_NAMES } from '../proto/loader.ts';
 
 type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 

@@ -5,7 +5,7 @@
  */
 import type { ClientSession, Command, Compare, CompareOp, Result, SetCondition, TxnOpCommand } from '../state/index.ts';
 import { InvalidArgumentError, MAX_KEYS_LIMIT, StateError } from '../state/index.ts';
-import type { KvMethod } from './proto-loader.ts';
+import type { KvMethod } from '../proto/loader.ts';
 
 /** Limits every request is checked against. */
 export interface RequestLimits {

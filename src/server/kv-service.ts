@@ -16,8 +16,8 @@ import type { LeaderHint } from './grpc-status.ts';
 import { decodeRequest, encodeResponse, encodeTxnResponse } from './kv-commands.ts';
 import type { DecodedRequest, ProtoMessage, RequestLimits } from './kv-commands.ts';
 import type { Metrics } from './metrics.ts';
-import { KV_METHODS } from './proto-loader.ts';
-import type { ImplementationOf, KvMethod } from './proto-loader.ts';
+import { KV_METHODS } from '../proto/loader.ts';
+import type { ImplementationOf, KvMethod } from '../proto/loader.ts';
 import type { RaftNode } from './raft-node.ts';
 import type { WatchEvent, WatchHub } from './watch-hub.ts';
 

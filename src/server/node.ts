@@ -22,7 +22,7 @@ import { startHttpServer } from './http-server.ts';
 import { KvService } from './kv-service.ts';
 import { LeaderChores } from './leader-chores.ts';
 import { Metrics } from './metrics.ts';
-import { createReflectionService, loadProtos } from './proto-loader.ts';
+import { createReflectionService, loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
 import { WatchHub } from './watch-hub.ts';
 

@@ -35,7 +35,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { FLAGS, envName, loadConfig } from '../../src/config/config.ts';
 import type { Config } from '../../src/config/config.ts';
-import { loadProtos } from '../../src/server/proto-loader.ts';
+import { loadProtos } from '../../src/proto/loader.ts';
 import {
   REPO_ROOT,
   blockPorts,

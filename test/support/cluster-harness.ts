@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadProtos } from '../../src/server/proto-loader.ts';
+import { loadProtos } from '../../src/proto/loader.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'quorumkv.js');

@@ -6,7 +6,7 @@
  */
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { CLUSTER_METHODS, KV_METHODS, loadProtos, type ClusterMethod, type KvMethod } from '../../../src/server/proto-loader.ts';
+import { CLUSTER_METHODS, KV_METHODS, loadProtos, type ClusterMethod, type KvMethod } from '../../../src/proto/loader.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- requests are whatever the proto decodes; tests read fields they know
 export type Request = Record<string, any>;

@@ -8,7 +8,7 @@ import type * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Entry, Message, NodeId } from '../../../src/raft/index.ts';
-import { loadProtos } from '../../../src/server/proto-loader.ts';
+import { loadProtos } from '../../../src/proto/loader.ts';
 import {
   decodeBatch,
   decodeMessage,

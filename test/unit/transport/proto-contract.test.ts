@@ -16,7 +16,7 @@ import {
   PROTO_DIR,
   reflectionDefinition,
   uint64ToNumber,
-} from '../../../src/server/proto-loader.ts';
+} from '../../../src/proto/loader.ts';
 import { INSTALL_SNAPSHOT_PATH, RAFT_SERVICE, SEND_PATH } from '../../../src/transport/service.ts';
 
 interface FieldInfo {
