@@ -37,6 +37,8 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly maxInflightAppends: number;
   readonly requestTimeoutMs: number;
+  /** TEST ONLY (chaos suite): a faults file the node watches; null, the default, in production. */
+  readonly testFaultsFile: string | null;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +84,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'max-inflight-appends', kind: 'count', help: 'AppendEntries in flight per follower (default 256)' },
   { flag: 'request-timeout-ms', kind: 'ms', help: 'how long a request may wait for commit (default 5000)' },
   { flag: 'config', kind: 'string', help: 'a JSON file with any of these settings (keys as the flags)' },
+  // TEST ONLY: see src/server/fault-injection.ts.
+  { flag: 'test-faults-file', kind: 'string', help: 'TEST ONLY, never in production: a JSON file of injected faults (clock offset, slow fsync, peer dial addresses) the node watches' },
 ];
 
 export function envName(flag: string): string {
@@ -244,6 +248,7 @@ function build(raw: Map<string, string>): Config {
     maxRequestBytes,
     maxInflightAppends: count('max-inflight-appends', 256, 1),
     requestTimeoutMs: count('request-timeout-ms', 5_000, 1),
+    testFaultsFile: raw.get('test-faults-file') || null,
   };
 }
 

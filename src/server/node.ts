@@ -16,6 +16,7 @@ import { PeerTransport } from '../transport/index.ts';
 import type { Config } from '../config/config.ts';
 import { AddressBook, decodeMemberContext } from './address-book.ts';
 import { ClusterService } from './cluster-service.ts';
+import { FaultInjection } from './fault-injection.ts';
 import { Forwarder } from './forwarder.ts';
 import { HealthService } from './health-service.ts';
 import { startHttpServer } from './http-server.ts';
@@ -55,6 +56,13 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
   const stopping: (() => Promise<void> | void)[] = [() => storage.close()];
   try {
     await bootstrapIfNew(config, storage, logger);
+    // TEST ONLY (--test-faults-file, for the chaos suite): null otherwise, and then nothing below changes.
+    const faults = config.testFaultsFile === null ? null : FaultInjection.start(config.testFaultsFile, logger.child({ component: 'faults' }));
+    if (faults !== null) {
+      stopping.unshift(() => faults.stop());
+      faults.wrapPersist(storage);
+    }
+    const now = faults?.now ?? Date.now;
     const addresses = new AddressBook(config.dataDir);
     for (const [id, peerAddr] of config.initialCluster) addresses.update(id, { peerAddr });
     addresses.update(config.id, { peerAddr: config.advertisePeerAddr, clientAddr: config.advertiseClientAddr });
@@ -87,7 +95,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       maxInflightAppends: config.maxInflightAppends,
       snapshotEntries: config.snapshotEntries,
       snapshotKeepEntries: config.snapshotKeepEntries,
-      now: Date.now,
+      now,
       metrics,
     });
     raftNode = node;
@@ -133,7 +141,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     // knows no membership yet, but must answer the leader that streams to it.
     const updatePeers = () => {
       const peers = new Map<NodeId, string>();
-      for (const [id, { peerAddr }] of addresses.entries()) if (id !== config.id && peerAddr !== '') peers.set(id, peerAddr);
+      for (const [id, { peerAddr }] of addresses.entries()) if (id !== config.id && peerAddr !== '') peers.set(id, faults?.dialAddress(id, peerAddr) ?? peerAddr);
       transport.setPeers(peers);
     };
     node.setSender(transport);
@@ -146,6 +154,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       }
     });
     addresses.onChange(updatePeers);
+    faults?.onChange(updatePeers);
     updatePeers();
 
     const health = new HealthService(() => node.leader !== '');
@@ -217,7 +226,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       evict: config.eviction === 'lru',
       intervalMs: config.heartbeatMs,
       requestTimeoutMs: config.requestTimeoutMs,
-      now: Date.now,
+      now,
     });
     node.start();
     chores.start();
