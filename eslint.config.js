@@ -33,7 +33,7 @@ const purityRules = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'data/', 'coverage/', 'src/generated/'] },
+  { ignores: ['node_modules/', 'dist/', 'data/', 'coverage/', 'src/generated/', 'tmp-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
