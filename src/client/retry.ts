@@ -84,6 +84,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** One attempt at an endpoint, to finish by `deadline` (ms since the epoch). */
+/** Where to try after `error` at `address`: the leader it names (learning it), else the next endpoint. */
+export function nextAddress(endpoints: Endpoints, address: string, error: QuorumError): string {
+  const hinted = error.leader?.address;
+  if (hinted !== undefined && hinted !== address) {
+    endpoints.learn(hinted);
+    return hinted;
+  }
+  return endpoints.after(address);
+}
+
 export type Attempt<T> = (address: string, deadline: number) => Promise<T>;
 
 /**
@@ -107,13 +117,7 @@ export async function withRetries<T>(endpoints: Endpoints, policy: RetryPolicy, 
       if (aborted(signal)) throw cancelled();
       if (!isRetryable(kind, error.code) || attempts >= policy.maxAttempts) throw error.withAttempts(attempts);
       tried.add(address);
-      const hinted = error.leader?.address;
-      if (hinted !== undefined && hinted !== address) {
-        endpoints.learn(hinted);
-        address = hinted;
-      } else {
-        address = endpoints.after(address);
-      }
+      address = nextAddress(endpoints, address, error);
       if (tried.has(address)) {
         const pause = backoffMs(policy, ++round);
         if (Date.now() + pause >= deadline) throw error.withAttempts(attempts);

@@ -22,7 +22,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Endpoints } from './endpoints.ts';
 import { fromCallError, QuorumError, type StatusName } from './errors.ts';
 import { fromWireType, type ValueType } from './operations.ts';
-import { aborted, backoffMs, sleep, type RetryPolicy } from './retry.ts';
+import { aborted, backoffMs, nextAddress, sleep, type RetryPolicy } from './retry.ts';
 import { plainBytes } from './values.ts';
 import type { WireWatchEvent } from './wire.ts';
 
@@ -144,13 +144,7 @@ export async function* resumableWatch(deps: WatchDeps, key: string, options: Wat
     attempts += 1;
     if (attempts >= policy.maxAttempts || Date.now() - streakStart >= policy.timeoutMs) throw failure.withAttempts(attempts);
     tried.add(address);
-    const hinted = failure.leader?.address;
-    if (hinted !== undefined && hinted !== address) {
-      endpoints.learn(hinted);
-      address = hinted;
-    } else {
-      address = endpoints.after(address);
-    }
+    address = nextAddress(endpoints, address, failure);
     if (tried.has(address)) {
       try {
         await sleep(backoffMs(policy, ++round), signal);
