@@ -7,5 +7,6 @@ export default defineConfig({
     allowOnly: !process.env['CI'],
     testTimeout: 60_000,
     pool: 'forks',
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
