@@ -9,7 +9,7 @@
  * acknowledged write: it counts against "acknowledged writes survive",
  * anything else against the workload's own check.
  */
-import { checkOperations, formatOperation } from '../support/linearizability.ts';
+import { checkOperations } from '../support/linearizability.ts';
 import type { Model, Operation } from '../support/linearizability.ts';
 import { kvRegisterModel } from '../support/models.ts';
 import type { KvRegisterInput, KvRegisterOutput } from '../support/models.ts';
@@ -95,7 +95,7 @@ function checkKeys<S, I, O>(
     if (result.verdict === 'unknown') undecided.push(`${key}: gave up (${result.reason}) after ${ops.length} operations`);
     else if (result.verdict === 'illegal') {
       const culprit = source.get(result.culprit);
-      const text = `key ${key} (operation #${culprit?.id ?? '?'} on ${culprit?.node ?? '?'}):\n${renumber(result.explanation, ops, source, model)}`;
+      const text = `key ${key} (operation #${culprit?.id ?? '?'} on ${culprit?.node ?? '?'}):\n${renumber(result.explanation, ops, source)}`;
       if (finals.has(result.culprit)) lost.push(text);
       else violations.push(text);
     }
@@ -104,14 +104,12 @@ function checkKeys<S, I, O>(
 }
 
 /** Explanations number operations by their index in the key's list; the report numbers them by history id. */
-function renumber<S, I, O>(explanation: string, ops: readonly Operation<I, O>[], source: Map<Operation<I, O>, OpRecord>, model: Model<S, I, O>): string {
-  const lines = explanation.split('\n');
-  const legend = ops
+function renumber<I, O>(explanation: string, ops: readonly Operation<I, O>[], source: Map<Operation<I, O>, OpRecord>): string {
+  const ids = ops
     .map((op, i) => ({ op, i }))
     .filter(({ i }) => explanation.includes(`#${i} `))
-    .slice(0, 40)
-    .map(({ op, i }) => `  #${i} is history op ${source.get(op)?.id ?? '?'} (${formatOperation(model, op, i)})`);
-  return [...lines, '  where:', ...legend].join('\n');
+    .map(({ op, i }) => `#${i}=${source.get(op)?.id ?? '?'}`);
+  return `${explanation}\n  (history ids: ${ids.join(', ')})`;
 }
 
 const unknownTime = (op: OpRecord): number => (op.outcome === 'unknown' || op.ret === null ? Infinity : op.ret);

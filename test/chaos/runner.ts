@@ -364,9 +364,12 @@ class WorkloadDriver {
 
   private async loop(clientId: number, workload: Workload): Promise<void> {
     const state = new ClientState(clientId, stream(this.options.seed, 100 + clientId));
+    let failedOn: string | null = null;
     while (this.running) {
-      // Clients do not know about pauses or partitions: any node whose process runs may be asked.
-      const nodes = this.cluster.ids.filter((id) => this.cluster.node(id).state !== 'stopped');
+      // Clients do not know about pauses or partitions: any node whose process runs may be asked,
+      // but, like a real client, not the one that just failed them if there is another.
+      const running = this.cluster.ids.filter((id) => this.cluster.node(id).state !== 'stopped');
+      const nodes = running.length > 1 ? running.filter((id) => id !== failedOn) : running;
       if (nodes.length === 0) {
         await sleep(100);
         continue;
@@ -374,9 +377,14 @@ class WorkloadDriver {
       const node = pick(state.rng, nodes);
       const planned = workload.next(state, this.history.now());
       const ok = await execute(this.cluster, this.history, planned, clientId, node, 'run', this.options.opTimeoutMs, this.internalErrors);
-      if (ok !== null) workload.observe?.(state, planned, ok);
-      // A node that fails fast (down, no leader) must not make its client spin.
-      else await sleep(20 + state.rng.int(60));
+      if (ok !== null) {
+        failedOn = null;
+        workload.observe?.(state, planned, ok);
+      } else {
+        failedOn = node;
+        // A node that fails fast (down, no leader) must not make its client spin.
+        await sleep(20 + state.rng.int(60));
+      }
     }
   }
 }
