@@ -24,7 +24,7 @@ import { findEtcd } from './etcd-cluster.ts';
 import { cpuSeconds, machineBusySeconds, percentOfCore } from './load-cpu.ts';
 import { Histogram } from './load-histogram.ts';
 import { readProfile, summarizeProfile } from './load-profile.ts';
-import type { ProfileSummary } from './load-profile.ts';
+import type { MonotonicWindow, ProfileSummary } from './load-profile.ts';
 import type { LoadSpec, OpResult, ParentMessage, Window, WorkerMessage, WorkerResult } from './load-protocol.ts';
 import { compare, formatComparison, formatRun, opFigures, thousands } from './load-report.ts';
 import type { Comparison, CpuFigures, OpFigures, RunReport, RunSettings } from './load-report.ts';
@@ -352,6 +352,8 @@ class LoadProcesses implements Stoppable {
 
 interface CpuSample {
   readonly atMs: number;
+  /** The same instant on the monotonic clock of CPU profiles, in µs. */
+  readonly monotonicUs: number;
   readonly nodes: readonly (number | null)[];
   readonly workers: readonly (number | null)[];
   readonly benchmarkS: number;
@@ -362,6 +364,7 @@ function sampleCpu(target: Target, load: LoadProcesses): CpuSample {
   const own = process.cpuUsage();
   return {
     atMs: performance.now(),
+    monotonicUs: Number(process.hrtime.bigint() / 1000n),
     nodes: target.nodes.map((n) => (n.pid === null ? null : cpuSeconds(n.pid))),
     workers: load.workers.map((w) => cpuSeconds(w.pid)),
     benchmarkS: (own.user + own.system) / 1e6,
@@ -449,7 +452,14 @@ async function preload(target: Target, load: LoadProcesses, settings: RunSetting
   log(`preloaded ${thousands(settings.keys)} ${space === 'hashes' ? 'hashes' : 'keys'} in ${((performance.now() - began) / 1000).toFixed(1)} s`);
 }
 
-async function runOnce(target: Target, load: LoadProcesses, settings: RunSettings, drainS: number, log: (line: string) => void): Promise<RunReport> {
+async function runOnce(
+  target: Target,
+  load: LoadProcesses,
+  settings: RunSettings,
+  drainS: number,
+  log: (line: string) => void,
+  measured: MonotonicWindow[],
+): Promise<RunReport> {
   const leader = await target.leader();
   const leaderNode = target.nodes.find((n) => n.id === leader);
   if (leaderNode === undefined) throw new Error(`the leader ${leader} is not among the nodes the benchmark knows`);
@@ -476,7 +486,9 @@ async function runOnce(target: Target, load: LoadProcesses, settings: RunSetting
   } finally {
     stopProgress();
   }
-  const cpu = cpuFigures(target, leader, await before, await after);
+  const [first, last] = [await before, await after];
+  measured.push({ fromUs: first.monotonicUs, toUs: last.monotonicUs });
+  const cpu = cpuFigures(target, leader, first, last);
 
   const merged = new Map<string, { histogram: Histogram; errors: Record<string, number> }>();
   for (const result of results) {
@@ -525,17 +537,22 @@ function quorumkvVersion(): string {
   return `quorumkv ${pkg.version ?? '?'}${commit === '' ? '' : ` (${commit})`}`;
 }
 
-function profilesOf(target: Target, dir: string): NodeProfile[] {
+/** Each node's main-thread profile (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile, thread 0), over the measured windows. */
+function profilesOf(target: Target, dir: string, measured: readonly MonotonicWindow[]): NodeProfile[] {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   return target.nodes.flatMap((node) => {
-    const file = files.find((f) => f.includes(`.${node.pid}.`));
-    return file === undefined ? [] : [{ node: node.id, file: join(dir, file), summary: summarizeProfile(readProfile(join(dir, file)), REPO_ROOT) }];
+    const file = files.find((f) => f.includes(`.${node.pid}.0.`));
+    if (file === undefined) return [];
+    return [{ node: node.id, file: join(dir, file), summary: summarizeProfile(readProfile(join(dir, file)), REPO_ROOT, measured) }];
   });
 }
 
 function formatProfile(p: NodeProfile): string {
   const s = p.summary;
-  const lines = [`${p.node}: ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled (${p.file})`, '  by area (self time, % of sampled time):'];
+  const lines = [
+    `${p.node}: ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled while measuring (${p.file})`,
+    '  by area (self time, % of sampled time):',
+  ];
   for (const a of s.areas) lines.push(`    ${a.percent.toFixed(1).padStart(5)}%  ${a.name}`);
   lines.push('  top functions by self time:');
   for (const f of s.functions) lines.push(`    ${f.percent.toFixed(1).padStart(5)}%  ${f.name}`);
@@ -551,10 +568,11 @@ async function benchmarkSystem(system: SystemName, options: Options, cleanup: Cl
         ? noopServer()
         : options.endpoints !== null
           ? existingQuorumkv(options.endpoints)
-          : localQuorumkv(options.nodes, options.cpuProfDir === null ? null : `--cpu-prof --cpu-prof-dir=${options.cpuProfDir}`, quorumkvVersion()),
+          : localQuorumkv(options.nodes, options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`], quorumkvVersion()),
   );
   await target.start();
   const load = cleanup.add(LoadProcesses.start(options.loadProcesses));
+  const measured: MonotonicWindow[] = [];
   for (const workload of options.workloads) {
     if (!supports(system, workload)) {
       log(`${target.version}: skipping the ${workload} workload (${system} has no equivalent)`);
@@ -579,14 +597,14 @@ async function benchmarkSystem(system: SystemName, options: Options, cleanup: Cl
         durationS: options.durationS,
         warmupS: options.warmupS,
       };
-      const report = await runOnce(target, load, settings, options.drainS, log);
+      const report = await runOnce(target, load, settings, options.drainS, log, measured);
       runs.push(report);
       if (!options.json) console.log(`${formatRun(report)}\n`);
     }
   }
   await cleanup.release(load);
   await cleanup.release(target);
-  return options.cpuProfDir !== null && system === 'quorumkv' ? profilesOf(target, options.cpuProfDir) : [];
+  return options.cpuProfDir !== null && system === 'quorumkv' ? profilesOf(target, options.cpuProfDir, measured) : [];
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -651,6 +669,10 @@ export async function run(argv: string[]): Promise<void> {
       };
       console.log(JSON.stringify(document, (_key, value: unknown) => (typeof value === 'number' && Number.isNaN(value) ? null : value), 2));
     }
+  } catch (error) {
+    // One clear message; the stack of a failed start or run says nothing more to the person running it.
+    console.error(`\ncluster benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
   } finally {
     await cleanup.stopAll();
     cleanup.uninstall();

@@ -19,6 +19,8 @@ interface ProfileNode {
 
 export interface CpuProfile {
   readonly nodes: readonly ProfileNode[];
+  /** Microseconds on the monotonic clock that process.hrtime reads too. */
+  readonly startTime: number;
   readonly samples: readonly number[];
   /** Microseconds since the previous sample, one per sample. */
   readonly timeDeltas: readonly number[];
@@ -62,14 +64,28 @@ export function areaOf(frame: CallFrame, repoRoot: string): string {
   return parts.length > 2 ? parts.slice(0, 2).join('/') : location;
 }
 
-export function summarizeProfile(profile: CpuProfile, repoRoot: string, top = 15): ProfileSummary {
+/** A span of the monotonic clock, in microseconds (process.hrtime.bigint() / 1000n). */
+export interface MonotonicWindow {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/**
+ * Self time per function and per area. With `windows`, only samples taken
+ * inside them count: the measured part of each run, not startup (where tsx
+ * compiles the sources), preload or shutdown.
+ */
+export function summarizeProfile(profile: CpuProfile, repoRoot: string, windows: readonly MonotonicWindow[] = [], top = 15): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const perFunction = new Map<string, number>();
   const perArea = new Map<string, number>();
   let totalUs = 0;
   let idleUs = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
     const us = profile.timeDeltas[i] ?? 0;
+    at += us;
+    if (windows.length > 0 && !windows.some((w) => at >= w.fromUs && at < w.toUs)) return;
     const frame = byId.get(id);
     if (frame === undefined || us <= 0) return;
     totalUs += us;

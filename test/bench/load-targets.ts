@@ -93,9 +93,10 @@ interface LocalNode extends TargetNode {
 /**
  * A fresh quorumkv cluster: `size` `quorumkv serve` processes on free
  * loopback ports (the flags test/support/cluster-harness.ts uses), data in
- * one temp dir. `nodeOptions` goes into their NODE_OPTIONS (for --cpu-prof).
+ * one temp dir. `nodeFlags` go to node itself (e.g. --cpu-prof, which Node
+ * does not take from NODE_OPTIONS).
  */
-export function localQuorumkv(size: number, nodeOptions: string | null, version: string): Target {
+export function localQuorumkv(size: number, nodeFlags: readonly string[], version: string): Target {
   const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-'));
   const nodes: LocalNode[] = [];
   const running = (n: LocalNode): boolean => n.child.exitCode === null && n.child.signalCode === null;
@@ -113,13 +114,12 @@ export function localQuorumkv(size: number, nodeOptions: string | null, version:
       const ports: { client: number; peer: number; http: number }[] = [];
       for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort(), http: await freePort() });
       const initialCluster = ports.map((p, i) => `n${i + 1}=127.0.0.1:${p.peer}`).join(',');
-      const env = { ...process.env };
-      if (nodeOptions !== null) env['NODE_OPTIONS'] = `${env['NODE_OPTIONS'] ?? ''} ${nodeOptions}`.trim();
       ports.forEach((p, i) => {
         const id = `n${i + 1}`;
         const child = spawn(
           process.execPath,
           [
+            ...nodeFlags,
             join(REPO_ROOT, 'bin', 'quorumkv.js'), 'serve',
             '--id', id,
             '--data-dir', join(root, id),
@@ -129,7 +129,7 @@ export function localQuorumkv(size: number, nodeOptions: string | null, version:
             '--initial-cluster', initialCluster,
             '--log-level', 'warn',
           ],
-          { stdio: ['ignore', 'pipe', 'pipe'], env },
+          { stdio: ['ignore', 'pipe', 'pipe'] },
         );
         const address = `127.0.0.1:${p.client}`;
         const node: LocalNode = { id, address, pid: child.pid ?? null, child, client: new NodeClient(address), output: '' };
