@@ -21,6 +21,10 @@ export class RaftLog {
   applying: number;
   /** First index whose entry has not been handed out for persistence. */
   private unstableFrom: number;
+  /** Highest index the caller has confirmed durable (through advance()): what the leader may count for itself. */
+  persisted: number;
+  /** Lowest index truncated since entries were last handed out: those in flight at or after it are stale. */
+  private truncatedSinceHandout = Number.POSITIVE_INFINITY;
   /** The latest snapshot this node has (taken or installed). */
   snapshot: SnapshotMeta | null;
   /** A snapshot received from the leader and not yet handed out for installation. */
@@ -51,6 +55,7 @@ export class RaftLog {
     this.applied = snapIndex;
     this.applying = snapIndex;
     this.unstableFrom = this.lastIndex() + 1;
+    this.persisted = this.lastIndex();
   }
 
   firstIndex(): number {
@@ -132,7 +137,11 @@ export class RaftLog {
     invariant(first.index > this.committed, () => `cannot overwrite committed entry ${first.index} (commit ${this.committed})`);
     invariant(first.index <= this.lastIndex() + 1, () => `append at ${first.index} leaves a gap after ${this.lastIndex()}`);
     const keep = first.index - this.baseIndex - 1;
-    if (keep < this.entries.length) this.entries.length = keep;
+    if (keep < this.entries.length) {
+      this.entries.length = keep;
+      this.truncatedSinceHandout = Math.min(this.truncatedSinceHandout, first.index);
+      this.persisted = Math.min(this.persisted, first.index - 1);
+    }
     for (const entry of entries) this.entries.push(entry);
     this.unstableFrom = Math.min(this.unstableFrom, first.index);
   }
@@ -163,6 +172,7 @@ export class RaftLog {
   takeUnstable(): Entry[] {
     const from = this.unstableFrom;
     this.unstableFrom = this.lastIndex() + 1;
+    this.truncatedSinceHandout = Number.POSITIVE_INFINITY;
     if (from > this.lastIndex()) return [];
     return this.entries.slice(from - this.baseIndex - 1);
   }
@@ -184,6 +194,12 @@ export class RaftLog {
     return out;
   }
 
+  /** The caller made the entries handed out through `index` durable (those since overwritten excepted). */
+  persistedTo(index: number): void {
+    const durable = Math.min(index, this.truncatedSinceHandout - 1, this.lastIndex());
+    if (durable > this.persisted) this.persisted = durable;
+  }
+
   appliedTo(index: number): void {
     invariant(index <= this.committed, () => `applied ${index} is past commit ${this.committed}`);
     if (index > this.applied) this.applied = index;
@@ -198,6 +214,7 @@ export class RaftLog {
     this.committed = snapshot.index;
     this.applying = snapshot.index;
     this.unstableFrom = snapshot.index + 1;
+    this.persisted = snapshot.index;
     this.snapshot = snapshot;
     this.pendingSnapshot = snapshot;
   }

@@ -60,7 +60,9 @@ export interface ReadState {
 
 /**
  * One batch of work for the caller, in this order:
- * 1. persist hardState, entries (an entry at index i replaces stored entries >= i) and snapshot, durably;
+ * 1. persist hardState, entries (an entry at index i replaces stored entries >= i) and snapshot, durably
+ *    (a leader's own messages — see isLeaderMessage — may be sent before or while this happens:
+ *    the leader counts its own entries toward commit only once advance() says they are durable);
  * 2. send messages;
  * 3. install the snapshot (if any), then apply committedEntries, then serve readStates once applied;
  * 4. call advance().
@@ -172,7 +174,7 @@ export class Raft {
   private abortedReads: number[] = [];
   private lastHardState: HardState;
   private lastSoftState: SoftState;
-  private readyInFlight: { appliedTo: number } | null = null;
+  private readyInFlight: { appliedTo: number; persistedTo: number } | null = null;
 
   constructor(options: RaftOptions, initial: InitialState) {
     this.id = options.id;
@@ -378,10 +380,11 @@ export class Raft {
     const hardState = this.hardState();
     const softState = this.softState();
     const snapshot = this.log.takePendingSnapshot();
+    const entries = this.log.takeUnstable();
     const rd: Ready = {
       softState: sameSoftState(softState, this.lastSoftState) ? null : softState,
       hardState: sameHardState(hardState, this.lastHardState) ? null : hardState,
-      entries: this.log.takeUnstable(),
+      entries,
       snapshot,
       messages: this.messages,
       committedEntries: this.log.takeCommitted(this.maxApplyBytes),
@@ -393,7 +396,7 @@ export class Raft {
     this.messages = [];
     this.readStates = [];
     this.abortedReads = [];
-    this.readyInFlight = { appliedTo: this.log.applying };
+    this.readyInFlight = { appliedTo: this.log.applying, persistedTo: entries[entries.length - 1]?.index ?? 0 };
     return rd;
   }
 
@@ -401,7 +404,13 @@ export class Raft {
   advance(): void {
     invariant(this.readyInFlight !== null, () => 'advance() called without a Ready in flight');
     this.log.appliedTo(this.readyInFlight.appliedTo);
+    this.log.persistedTo(this.readyInFlight.persistedTo);
     this.readyInFlight = null;
+    if (this.role === 'leader') {
+      // Our own entries count toward the quorum only now that they are durable.
+      const self = this.progress.get(this.id);
+      if (self !== undefined && self.maybeUpdate(this.log.persisted) && this.maybeCommit()) this.appendsPending = true;
+    }
   }
 
   // ---- Introspection ------------------------------------------------------
@@ -479,7 +488,7 @@ export class Raft {
     for (const id of this.conf.learners) this.progress.set(id, new Progress(next, this.maxInflight, true));
     const self = this.progress.get(this.id);
     if (self !== undefined) {
-      self.match = this.log.lastIndex();
+      self.match = this.log.persisted;
       self.recentActive = true;
     }
     // Uncommitted changes from earlier terms must commit before any new one.
@@ -779,10 +788,8 @@ export class Raft {
     let index = this.log.lastIndex();
     const toAppend: Entry[] = entries.map(({ type, data }) => ({ index: ++index, term: this.term, type, data }));
     this.log.append(toAppend);
-    this.progress.get(this.id)?.maybeUpdate(this.log.lastIndex());
+    // The leader's own copy counts once it is durable (see advance()), not yet.
     this.appendsPending = true;
-    // A single voter commits on its own.
-    this.maybeCommit();
   }
 
   /** §5.4.2: only an entry of the current term is committed by counting replicas. */
@@ -975,6 +982,16 @@ export class Raft {
   private softState(): SoftState {
     return { role: this.role, leader: this.lead, term: this.term };
   }
+}
+
+/**
+ * A leader's messages (appends, heartbeats, snapshots, TimeoutNow) depend on
+ * nothing the same Ready persists, so they may be sent before or while it is
+ * written: the leader's disk write then overlaps its followers'. Every other
+ * message (votes, acknowledgements) must wait until the Ready is durable.
+ */
+export function isLeaderMessage(m: Message): boolean {
+  return m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' || m.type === 'timeoutNow';
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {

@@ -5,8 +5,8 @@
  * linearizable reads wait for a ReadIndex and for apply to reach it.
  */
 import type { Logger } from 'pino';
-import { NotLeaderError, Raft, SeededRandom, decodeConfChange } from '../raft/index.ts';
-import type { ConfChange, Entry, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
+import { NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
+import type { ConfChange, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
 import type { ClientSession, Command, Result } from '../state/index.ts';
 import { StateMachine, encodeEntry } from '../state/index.ts';
 import type { StateMachineConfig } from '../state/index.ts';
@@ -73,6 +73,8 @@ export class RaftNode {
   /** Snapshots received from the leader, waiting for the core to install them. */
   private readonly receivedSnapshots = new Map<number, StoredSnapshot>();
   private snapshotInProgress = false;
+  /** A commit-only hard state not yet written (see handleReady). */
+  private unsyncedHardState: HardState | null = null;
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
   private readonly leaderListeners: ((leader: NodeId, term: number) => void)[] = [];
   private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
@@ -115,6 +117,7 @@ export class RaftNode {
 
   stop(): void {
     if (this.stopped) return;
+    this.flushHardState();
     this.stopped = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     const error = new NodeStoppedError();
@@ -267,18 +270,26 @@ export class RaftNode {
   private handleReady(rd: Ready): void {
     const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
     const { metrics } = this.options;
-    // 1. Durable before anything that depends on it leaves this node.
-    if (rd.hardState !== null || rd.entries.length > 0 || snapshotFile !== null) {
+    // A leader's own messages go out first: its disk write then overlaps its followers'.
+    // (The core counts the leader's entries toward commit only after advance().)
+    const early = rd.messages.filter(isLeaderMessage);
+    if (early.length > 0) this.sender.send(early);
+    // 1. Durable before anything that depends on it leaves this node. A hard state that
+    // only moves the commit index is not worth an fsync (commit is learned again from the
+    // leader after a restart): it rides along with the next write that syncs.
+    const hardState = rd.hardState ?? this.unsyncedHardState;
+    const commitOnly = hardState !== null && rd.entries.length === 0 && snapshotFile === null && differsOnlyInCommit(hardState, this.storage.hardState);
+    if (commitOnly) {
+      this.unsyncedHardState = hardState;
+    } else if (hardState !== null || rd.entries.length > 0 || snapshotFile !== null) {
       const began = performance.now();
-      this.storage.persist({
-        hardState: rd.hardState,
-        entries: rd.entries,
-        snapshot: snapshotFile === null ? null : { file: snapshotFile },
-      });
+      this.storage.persist({ hardState, entries: rd.entries, snapshot: snapshotFile === null ? null : { file: snapshotFile } });
+      this.unsyncedHardState = null;
       metrics.persistLatency.observe(performance.now() - began);
     }
-    // 2. Send.
-    if (rd.messages.length > 0) this.sender.send(rd.messages);
+    // 2. Send the rest.
+    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderMessage(m));
+    if (late.length > 0) this.sender.send(late);
     if (rd.softState !== null) {
       this.logger.info({ role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader }, 'role changed');
       for (const listener of this.leaderListeners) listener(rd.softState.leader, rd.softState.term);
@@ -395,6 +406,12 @@ export class RaftNode {
     }
   }
 
+  private flushHardState(): void {
+    if (this.unsyncedHardState === null) return;
+    this.storage.persist({ hardState: this.unsyncedHardState });
+    this.unsyncedHardState = null;
+  }
+
   // ---- Snapshots ----------------------------------------------------------
 
   private maybeSnapshot(): void {
@@ -409,6 +426,8 @@ export class RaftNode {
     if (this.state.lastAppliedIndex <= status.snapshotIndex) return;
     this.snapshotInProgress = true;
     try {
+      // Storage snapshots only what it knows is committed: write the commit index first.
+      this.flushHardState();
       // A point-in-time view: apply goes on while the file is written.
       const view = this.state.exportRows();
       const index = view.lastAppliedIndex;
@@ -495,6 +514,10 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () =>
       },
     );
   });
+}
+
+function differsOnlyInCommit(next: HardState, durable: HardState): boolean {
+  return next.term === durable.term && next.vote === durable.vote;
 }
 
 function hashSeed(text: string): number {

@@ -65,6 +65,11 @@ export class SimDisk {
     this.entries = this.entries.filter((e) => e.index >= firstKept);
   }
 
+  /** Whether `next` changes nothing durable but the commit index. */
+  differsOnlyInCommit(next: HardState): boolean {
+    return next.term === this.hardState.term && next.vote === this.hardState.vote;
+  }
+
   lastIndex(): number {
     return this.entries[this.entries.length - 1]?.index ?? this.snapshot?.meta.index ?? 0;
   }

@@ -1,5 +1,5 @@
-import { NotLeaderError, Raft, RaftError } from '../../src/raft/index.ts';
-import type { Message, RaftOptions, Ready, SeededRandom } from '../../src/raft/index.ts';
+import { NotLeaderError, Raft, RaftError, isLeaderMessage } from '../../src/raft/index.ts';
+import type { HardState, Message, RaftOptions, Ready, SeededRandom } from '../../src/raft/index.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { SafetyChecker } from './safety-checker.ts';
 import type { DiskWrite, SimDisk, StoredSnapshot } from './sim-disk.ts';
@@ -40,6 +40,7 @@ export class SimNode {
   /** Bumped on crash: events scheduled by an earlier incarnation are ignored. */
   private generation = 0;
   private readyBusy = false;
+  private unsyncedHardState: HardState | null = null;
   private readonly pausedWork: (() => void)[] = [];
   private readonly pendingWrites = new Map<number, { term: number; reply: (r: ClientReply) => void }>();
   private readonly pendingReads = new Map<number, { key: string; reply: (r: ClientReply) => void }>();
@@ -79,6 +80,7 @@ export class SimNode {
     this.raft = null;
     this.generation++;
     this.readyBusy = false;
+    this.unsyncedHardState = null;
     this.paused = false;
     this.pausedWork.length = 0;
     // Clients of this node hear nothing more: their requests time out as unknown.
@@ -194,9 +196,19 @@ export class SimNode {
       if (snapshot === null) throw new Error(`${this.id}: told to install snapshot ${rd.snapshot.index} it never received`);
       this.incomingSnapshots.clear();
     }
-    const write: DiskWrite = { hardState: rd.hardState, entries: rd.entries, snapshot };
+    // As the server does: a hard state that only moves the commit index is not worth an fsync
+    // (commit is recovered from the leader); it is written with the next write that syncs.
+    const commitOnly = rd.hardState !== null && rd.entries.length === 0 && snapshot === null && this.disk.differsOnlyInCommit(rd.hardState);
+    if (commitOnly) this.unsyncedHardState = rd.hardState;
+    const hardState = commitOnly ? null : (rd.hardState ?? this.unsyncedHardState);
+    if (!commitOnly) this.unsyncedHardState = null;
+    const write: DiskWrite = { hardState, entries: rd.entries, snapshot };
     const needsSync = write.hardState !== null || write.entries.length > 0 || snapshot !== null;
-    const finish = () => this.whenRunning(generation, () => this.finishReady(rd, write));
+    // A leader's own messages go out before its write, which then overlaps its followers' writes.
+    const early = rd.messages.filter(isLeaderMessage);
+    const late = rd.messages.filter((m) => !isLeaderMessage(m));
+    this.sendMessages(early);
+    const finish = () => this.whenRunning(generation, () => this.finishReady(rd, write, late));
     if (needsSync) {
       const latency = this.timing.diskMinMs + this.random.next() * (this.timing.diskMaxMs - this.timing.diskMinMs);
       this.env.queue.schedule(latency, finish);
@@ -205,13 +217,17 @@ export class SimNode {
     }
   }
 
-  private finishReady(rd: Ready, write: DiskWrite): void {
-    const raft = this.raft as Raft;
-    this.disk.commit(write);
+  private sendMessages(messages: readonly Message[]): void {
     const snapshotToSend = this.disk.latestSnapshot();
-    for (const message of rd.messages) {
+    for (const message of messages) {
       this.env.sendPeer(this.id, message.to, message, message.type === 'snapshot' ? snapshotToSend : null);
     }
+  }
+
+  private finishReady(rd: Ready, write: DiskWrite, messages: readonly Message[]): void {
+    const raft = this.raft as Raft;
+    this.disk.commit(write);
+    this.sendMessages(messages);
     if (write.snapshot !== null) this.installSnapshot(write.snapshot);
     for (const entry of rd.committedEntries) this.apply(entry);
     for (const aborted of rd.abortedReads) {

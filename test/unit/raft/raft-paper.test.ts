@@ -269,6 +269,7 @@ describe('§5.4 safety', () => {
     outbox(a);
     a.step({ type: 'voteResp', from: 'c', to: 'a', term: a.currentTerm, reject: false });
     expect(a.currentRole).toBe('leader');
+    outbox(a); // the no-op is now durable on a
     const noopIndex = a.status().lastIndex;
     // c acknowledges only index 2 (the old entry), not the no-op: a majority holds index 2.
     a.step({ type: 'appendResp', from: 'c', to: 'a', term: a.currentTerm, reject: false, index: 2, hintIndex: 0, hintTerm: 0 });

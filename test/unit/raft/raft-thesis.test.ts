@@ -3,7 +3,7 @@
  * Practice") and etcd raft that the core implements, one rule per test.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfChangeError, ProposalDroppedError, RaftInvariantError, TransferError } from '../../../src/raft/index.ts';
+import { ConfChangeError, ProposalDroppedError, RaftInvariantError, TransferError, isLeaderMessage } from '../../../src/raft/index.ts';
 import { TestCluster, data, drain, newJoiner, newRaft, ofType, outbox, restartRaft } from './harness.ts';
 
 describe('§9.6 PreVote', () => {
@@ -351,6 +351,32 @@ describe('§3.10 leadership transfer', () => {
 });
 
 describe('durability and the Ready protocol', () => {
+  it('§10.2.1: the leader may send appends before its own write, but counts its entry only once it is durable', () => {
+    const cluster = new TestCluster(['a', 'b', 'c']);
+    cluster.elect('a');
+    const a = cluster.node('a');
+    const before = a.status().commit;
+    a.propose([data('x')]);
+    const rd = a.ready();
+    expect(ofType(rd.messages, 'append').every((m) => isLeaderMessage(m))).toBe(true);
+    // b stores it and acknowledges while a's own write is still in flight: one durable copy of three.
+    for (const m of rd.messages.filter((m) => m.to === 'b')) cluster.node('b').step(m);
+    for (const m of outbox(cluster.node('b'))) a.step(m);
+    expect(a.status().commit).toBe(before);
+    // Now a's write completes: two durable copies, a quorum.
+    a.advance();
+    expect(a.status().commit).toBe(before + 1);
+  });
+
+  it('a follower\'s acknowledgements are not leader messages: they wait for its own write', () => {
+    const r = newRaft('a', ['a', 'b', 'c']);
+    r.step({ type: 'append', from: 'b', to: 'a', term: 2, prevIndex: 1, prevTerm: 1, entries: [{ index: 2, term: 2, type: 'normal', data: data('x') }], commit: 1 });
+    const rd = r.ready();
+    expect(rd.messages.length).toBe(1);
+    expect(rd.messages.some((m) => isLeaderMessage(m))).toBe(false);
+    r.advance();
+  });
+
   it('a restarted node recovers its term, vote, log, commit index and membership from what it persisted', () => {
     const cluster = new TestCluster(['a', 'b', 'c']);
     cluster.elect('a');
