@@ -268,7 +268,7 @@ export function recoveryCheck(faults: readonly FaultRecord[], finalRecoveryMs: n
   for (const f of faults) {
     if (f.end === null) problems.push(`${f.nemesis} (${f.description}) was never healed${f.error === null ? '' : `: ${f.error}`}`);
     else if (f.recovered === null) problems.push(`no write succeeded within ${boundMs / 1000}s after healing ${f.nemesis} (${f.description})`);
-    else worst = Math.max(worst, f.recovered - f.end);
+    else worst = Math.max(worst, f.recovered - (f.cycleHealed ?? f.end));
   }
   if (finalRecoveryMs === null) problems.push(`no write succeeded within ${boundMs / 1000}s after the final heal`);
   else worst = Math.max(worst, finalRecoveryMs);

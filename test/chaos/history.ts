@@ -39,7 +39,9 @@ export interface FaultRecord {
   /** When healing began and when it was done. */
   healStart: number | null;
   end: number | null;
-  /** When a write first succeeded after the heal of the cycle this fault was in; null if it never did. */
+  /** When every fault of this fault's cycle was healed (faults injected together heal together). */
+  cycleHealed: number | null;
+  /** When a write first succeeded after that; null if none did within the bound. */
   recovered: number | null;
   /** A single-node kill that took the leader down (for the unavailability figure). */
   readonly leaderKilled: boolean;
@@ -76,8 +78,8 @@ export class History {
     op.ret = outcome === 'unknown' ? null : this.clock();
   }
 
-  addFault(fault: Omit<FaultRecord, 'id' | 'start' | 'healStart' | 'end' | 'recovered' | 'error'>, start = this.clock()): FaultRecord {
-    const record: FaultRecord = { ...fault, id: this.faults.length, start, healStart: null, end: null, recovered: null, error: null };
+  addFault(fault: Omit<FaultRecord, 'id' | 'start' | 'healStart' | 'end' | 'cycleHealed' | 'recovered' | 'error'>, start = this.clock()): FaultRecord {
+    const record: FaultRecord = { ...fault, id: this.faults.length, start, healStart: null, end: null, cycleHealed: null, recovered: null, error: null };
     this.faults.push(record);
     return record;
   }

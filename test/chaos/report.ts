@@ -82,7 +82,7 @@ function html(data: ReportData): string {
     .map(
       (f) =>
         `<tr><td>${seconds(f.start)}</td><td>${esc(f.nemesis)}</td><td>${esc(f.description)}</td><td>${seconds(f.end)}</td><td>${
-          f.end !== null && f.recovered !== null ? seconds(f.recovered - f.end) : '—'
+          f.cycleHealed !== null && f.recovered !== null ? seconds(f.recovered - f.cycleHealed) : '—'
         }</td><td>${esc(f.error ?? '')}</td></tr>`,
     )
     .join('\n');
@@ -244,10 +244,10 @@ function timeline(history: History, durationMs: number, opTimeoutMs: number): st
 
 function faultBar(f: FaultRecord, x: (t: number) => number, y: number, end: number): string {
   const stop = f.end ?? end;
-  const title = `${f.nemesis}: ${f.description}\n${seconds(f.start)} .. ${seconds(f.end)}${f.recovered !== null && f.end !== null ? `, writes again after ${seconds(f.recovered - f.end)}` : ''}${f.error === null ? '' : `\n${f.error}`}`;
+  const title = `${f.nemesis}: ${f.description}\n${seconds(f.start)} .. ${seconds(f.end)}${f.recovered !== null && f.cycleHealed !== null ? `, writes again ${seconds(f.recovered - f.cycleHealed)} after the cycle healed` : ''}${f.error === null ? '' : `\n${f.error}`}`;
   const recovery =
-    f.recovered !== null && f.end !== null
-      ? `<rect x="${x(f.end).toFixed(1)}" y="${y + 2}" width="${Math.max(1, x(f.recovered) - x(f.end)).toFixed(1)}" height="12" fill="${COLORS.recovery}"><title>${esc(title)}</title></rect>`
+    f.recovered !== null && f.cycleHealed !== null
+      ? `<rect x="${x(f.cycleHealed).toFixed(1)}" y="${y + 2}" width="${Math.max(1, x(f.recovered) - x(f.cycleHealed)).toFixed(1)}" height="12" fill="${COLORS.recovery}"><title>${esc(title)}</title></rect>`
       : '';
   return `<rect x="${x(f.start).toFixed(1)}" y="${y + 2}" width="${Math.max(2, x(stop) - x(f.start)).toFixed(1)}" height="12" fill="${COLORS.fault}"><title>${esc(title)}</title></rect>${recovery}`;
 }

@@ -269,9 +269,12 @@ async function nemesisLoop(ctx: NemesisContext, history: History, options: Chaos
       }
     }
     if (active.length > 0) {
+      const healedAt = clock();
       const recovery = await probeRecovery(ctx.cluster, history, options.recoveryBoundMs, ctx.rng);
-      const recoveredAt = recovery === null ? null : clock();
-      for (const { record } of active) record.recovered = record.end === null ? null : recoveredAt;
+      for (const { record } of active) {
+        record.cycleHealed = healedAt;
+        record.recovered = recovery === null || record.end === null ? null : healedAt + recovery;
+      }
       say(recovery === null ? `! no write succeeded within ${options.recoveryBoundMs / 1000}s of healing` : `  writes succeed ${(recovery / 1000).toFixed(2)}s after healing`);
     }
     await sleep(between(ctx.rng, 1000, 3000));
@@ -335,12 +338,16 @@ class WorkloadDriver {
   /** Which workload each client runs. */
   readonly assignment: Workload[] = [];
 
+  /** Session ids differ between runs, in case a cluster were ever reused. */
+  private readonly sessionPrefix: string;
+
   constructor(
     private readonly cluster: ChaosCluster,
     private readonly history: History,
     private readonly options: ChaosOptions,
     private readonly internalErrors: string[],
   ) {
+    this.sessionPrefix = `chaos-${options.seed}-${Date.now().toString(36)}`;
     const workloadOptions = { keyLifeMs: options.keyLifeMs, volatile: options.ttlEviction };
     const register = new RegisterWorkload(workloadOptions);
     const list = new ListWorkload(workloadOptions);
@@ -376,7 +383,8 @@ class WorkloadDriver {
       }
       const node = pick(state.rng, nodes);
       const planned = workload.next(state, this.history.now());
-      const ok = await execute(this.cluster, this.history, planned, clientId, node, 'run', this.options.opTimeoutMs, this.internalErrors);
+      const session = planned.exactlyOnce === true ? { clientId: `${this.sessionPrefix}-${clientId}`, sequence: state.nextSequence() } : null;
+      const ok = await execute(this.cluster, this.history, planned, clientId, node, 'run', this.options.opTimeoutMs, this.internalErrors, session);
       if (ok !== null) {
         failedOn = null;
         workload.observe?.(state, planned, ok);
@@ -389,7 +397,15 @@ class WorkloadDriver {
   }
 }
 
-/** Sends one planned operation, records it; resolves with its output when it succeeded, else null. */
+/** Retries of a session write whose outcome is unknown, each on another node. */
+const SESSION_RETRIES = 2;
+
+/**
+ * Sends one planned operation and records it as one operation of the
+ * history; resolves with its output when it succeeded, else null. With a
+ * session, an unknown outcome is retried with the same sequence: the
+ * operation then spans every attempt, and is unknown unless one succeeds.
+ */
 async function execute(
   cluster: ChaosCluster,
   history: History,
@@ -399,17 +415,30 @@ async function execute(
   phase: 'run' | 'final',
   timeoutMs: number,
   internalErrors: string[],
+  session: { clientId: string; sequence: number } | null = null,
 ): Promise<OpRecord['output'] | null> {
-  const record = history.invoke({ client, workload: planned.workload, phase, node, f: planned.f, key: planned.key, input: planned.input });
-  try {
-    const reply = await cluster.client(node).call(planned.method, planned.request, timeoutMs);
-    const output = planned.read(reply);
-    history.complete(record, 'ok', output);
-    return output;
-  } catch (error) {
-    if (isInternalError(error)) internalErrors.push(`${node} ${planned.method} ${planned.key}: ${describeError(error)}`);
-    history.complete(record, classifyError(error), null, describeError(error));
-    return null;
+  const record = history.invoke({ client, workload: planned.workload, phase, node, f: planned.f, key: planned.key, input: session === null ? planned.input : { ...(planned.input as object), sequence: session.sequence } });
+  const request = session === null ? planned.request : { ...planned.request, client_id: session.clientId, sequence: session.sequence };
+  let unknown = false;
+  let target = node;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const reply = await cluster.client(target).call(planned.method, request, timeoutMs);
+      const output = planned.read(reply);
+      history.complete(record, 'ok', output, attempt === 0 ? null : `after ${attempt} retries`);
+      return output;
+    } catch (error) {
+      if (isInternalError(error)) internalErrors.push(`${target} ${planned.method} ${planned.key}: ${describeError(error)}`);
+      const outcome = classifyError(error);
+      unknown ||= outcome === 'unknown';
+      const others = cluster.ids.filter((id) => id !== target && cluster.node(id).state !== 'stopped');
+      if (session === null || !unknown || attempt >= SESSION_RETRIES || others.length === 0) {
+        history.complete(record, unknown ? 'unknown' : 'fail', null, describeError(error));
+        return null;
+      }
+      target = others[(attempt + session.sequence) % others.length] as string;
+      await sleep(100);
+    }
   }
 }
 
@@ -525,7 +554,7 @@ export function computeFigures(history: History, durationMs: number, internalErr
     if (first !== null) longest = Math.max(longest ?? 0, first - f.start);
   }
   let slowest: number | null = null;
-  for (const f of history.faults) if (f.end !== null && f.recovered !== null) slowest = Math.max(slowest ?? 0, f.recovered - f.end);
+  for (const f of history.faults) if (f.cycleHealed !== null && f.recovered !== null) slowest = Math.max(slowest ?? 0, f.recovered - f.cycleHealed);
   return {
     operations: history.ops.length,
     ok,

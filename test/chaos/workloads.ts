@@ -20,11 +20,17 @@ export interface PlannedOp {
   readonly request: object;
   /** The output to record from the reply. */
   readonly read: (reply: Reply) => Json;
+  /**
+   * Sent with the client's session (client_id, sequence), and retried with the
+   * same sequence while its outcome is unknown: the server must apply it once.
+   */
+  readonly exactlyOnce?: boolean;
 }
 
 /** One sequential client's own state. */
 export class ClientState {
   private seq = 0;
+  private sessionSeq = 0;
   /** Values this client last saw or wrote per register key, to aim its compare-and-sets. */
   readonly lastSeen = new Map<string, string | null>();
   private lastSeenGen = -1;
@@ -37,6 +43,11 @@ export class ClientState {
   /** A value no other write in the run uses. */
   uniqueValue(): string {
     return `${this.id}.${++this.seq}`;
+  }
+
+  /** The next sequence of this client's session. */
+  nextSequence(): number {
+    return ++this.sessionSeq;
   }
 
   /** Forgets register values of past generations. */
@@ -163,6 +174,8 @@ export class ListWorkload implements Workload {
       method: 'RPush',
       request: { key, values: [bytes(value)] },
       read: (reply) => ({ length: Number(reply['length']) }),
+      // Applied twice, the value would be in the list twice: the checker sees it.
+      exactlyOnce: true,
     };
   }
 
@@ -203,7 +216,8 @@ export class HashWorkload implements Workload {
       }
       const wire: Record<string, Buffer> = {};
       for (const [f, v] of Object.entries(fields)) wire[f] = bytes(v);
-      return { workload: 'hash', f: 'hset', key, input: { fields }, method: 'HSet', request: { key, fields: wire }, read: (reply) => ({ added: Number(reply['added']) }) };
+      // Applied twice, the second would answer added 0: the model sees it.
+      return { workload: 'hash', f: 'hset', key, input: { fields }, method: 'HSet', request: { key, fields: wire }, read: (reply) => ({ added: Number(reply['added']) }), exactlyOnce: true };
     }
     if (dice < 0.45) {
       return { workload: 'hash', f: 'hdel', key, input: { fields: [field] }, method: 'HDel', request: { key, fields: [field] }, read: (reply) => ({ deleted: Number(reply['deleted']) }) };
