@@ -130,12 +130,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let finalRecoveryMs: number | null = null;
   let finalReadsFailed: string[] = [];
   let finalStatuses: Record<string, unknown> = {};
-  // If the process dies under us, the nodes must not outlive it.
+  // If the process exits or is interrupted under us, the nodes must not outlive it.
   const killOnExit = () => {
     cluster?.killAllNow();
     rmSync(dataRoot, { recursive: true, force: true });
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    killOnExit();
+    // Once: the signal sent again now does what it would have done without us.
+    process.kill(process.pid, signal);
+  };
   process.on('exit', killOnExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   say(`seed ${options.seed}: ${options.nodes} nodes, ${options.clients} clients, ${options.durationS}s, nemeses ${options.nemeses.join(',')}${options.ttlEviction ? `, TTLs and a ${options.maxMemory} memory budget` : ''}`);
   say(`report: ${reportDir}`);
   try {
@@ -191,6 +198,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     say(`run aborted: ${describeError(error)}`);
   } finally {
     process.off('exit', killOnExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     const unexpected = cluster?.unexpectedExits ?? [];
     await cluster?.stop();
     await proxy.close();
