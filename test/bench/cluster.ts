@@ -4,9 +4,10 @@
  * End-to-end throughput and latency of a real cluster: starts a fresh local
  * quorumkv cluster (or uses --endpoints), drives it with a load generator in
  * separate processes, and prints ops/s and latency percentiles per operation
- * with each process's CPU. With --compare-etcd it then starts a local etcd
- * cluster and drives it with the same generator and flags, and prints both
- * side by side. Run with --help for the flags.
+ * with each process's CPU. With --compare-etcd it also starts a local etcd
+ * cluster, runs every workload on it right after quorumkv with the same
+ * generator and flags, and prints both side by side. Run with --help for the
+ * flags.
  *
  * The generator (load-worker.ts) is built to cost little CPU, because on a
  * small machine it shares the cores with the servers: it speaks gRPC over
@@ -21,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../support/cluster-harness.ts';
 import { findEtcd } from './etcd-cluster.ts';
-import { cpuSeconds, machineBusySeconds, percentOfCore } from './load-cpu.ts';
+import { cpuSeconds, machineBusySeconds, percentOfCore as exactPercentOfCore } from './load-cpu.ts';
 import { Histogram } from './load-histogram.ts';
 import { readProfile, summarizeProfile } from './load-profile.ts';
 import type { MonotonicWindow, ProfileSummary } from './load-profile.ts';
@@ -56,8 +57,8 @@ ${WORKLOADS.map((w) => `                         ${w.padEnd(17)}${WORKLOAD_HELP[
   --nodes N            cluster size (default 3)
   --endpoints LIST     host:port,... of an existing quorumkv cluster instead of a fresh one
                        (its processes are not ours: no CPU figures for its nodes)
-  --compare-etcd       then run the same on a fresh local etcd cluster (etcd on PATH, e.g.
-                       apt-get install etcd-server), and compare
+  --compare-etcd       also start a local etcd cluster (etcd on PATH, e.g. apt-get install
+                       etcd-server), run each workload on it right after quorumkv, and compare
   --noop-server        drive a no-op grpc-js server instead of a cluster: the ceiling of any
                        grpc-js server on this machine, and what the generator costs per call
   --client raw|grpc-js the generator's gRPC client: raw (default), a minimal HTTP/2 client of its own
@@ -334,8 +335,12 @@ class LoadProcesses implements Stoppable {
     return { perSecond, failed };
   }
 
-  resetProgress(): void {
-    for (const w of this.workers) w.progress = w.previous = NO_PROGRESS;
+  /** Forgets the last run's reports; the first report of the next one counts from its start. */
+  resetProgress(startAtMs: number): void {
+    for (const w of this.workers) {
+      w.previous = NO_PROGRESS;
+      w.progress = { completed: 0, failed: 0, atMs: startAtMs };
+    }
   }
 
   async stop(): Promise<void> {
@@ -355,17 +360,32 @@ interface CpuSample {
   /** The same instant on the monotonic clock of CPU profiles, in µs. */
   readonly monotonicUs: number;
   readonly nodes: readonly (number | null)[];
+  /** Per idle target, the CPU seconds of its nodes together (null when any is unknown). */
+  readonly idle: readonly (number | null)[];
   readonly workers: readonly (number | null)[];
   readonly benchmarkS: number;
   readonly machine: number | null;
 }
 
-function sampleCpu(target: Target, load: LoadProcesses): CpuSample {
+/** To a tenth of a percent: /proc counts in hundredths of a second, so more digits would be noise. */
+function percentOfCore(before: number | null, after: number | null, elapsedMs: number): number | null {
+  const p = exactPercentOfCore(before, after, elapsedMs);
+  return p === null ? null : Math.round(p * 10) / 10;
+}
+
+function nodesCpu(target: Target): (number | null)[] {
+  return target.nodes.map((n) => (n.pid === null ? null : cpuSeconds(n.pid)));
+}
+
+const sumOrNull = (values: readonly (number | null)[]): number | null => (values.some((v) => v === null) ? null : values.reduce<number>((a, b) => a + (b ?? 0), 0));
+
+function sampleCpu(target: Target, idle: readonly Target[], load: LoadProcesses): CpuSample {
   const own = process.cpuUsage();
   return {
     atMs: performance.now(),
     monotonicUs: Number(process.hrtime.bigint() / 1000n),
-    nodes: target.nodes.map((n) => (n.pid === null ? null : cpuSeconds(n.pid))),
+    nodes: nodesCpu(target),
+    idle: idle.map((t) => sumOrNull(nodesCpu(t))),
     workers: load.workers.map((w) => cpuSeconds(w.pid)),
     benchmarkS: (own.user + own.system) / 1e6,
     machine: machineBusySeconds(),
@@ -376,16 +396,16 @@ function sampleAt(epochMs: number, take: () => CpuSample): Promise<CpuSample> {
   return new Promise((resolveSample) => setTimeout(() => resolveSample(take()), Math.max(0, epochMs - Date.now())));
 }
 
-function cpuFigures(target: Target, leader: string, before: CpuSample, after: CpuSample): CpuFigures {
+function cpuFigures(target: Target, idle: readonly Target[], leader: string, before: CpuSample, after: CpuSample): CpuFigures {
   const elapsed = after.atMs - before.atMs;
   const nodes = target.nodes.map((n, i) => ({ id: n.id, leader: n.id === leader, percent: percentOfCore(before.nodes[i] ?? null, after.nodes[i] ?? null, elapsed) }));
-  const workerPercents = before.workers.map((b, i) => percentOfCore(b, after.workers[i] ?? null, elapsed));
-  const loadGenerator = workerPercents.some((p) => p === null) ? null : workerPercents.reduce<number>((a, b) => a + (b ?? 0), 0);
+  const loadGenerator = sumOrNull(before.workers.map((b, i) => percentOfCore(b, after.workers[i] ?? null, elapsed)));
   const benchmark = percentOfCore(before.benchmarkS, after.benchmarkS, elapsed);
   const machine = percentOfCore(before.machine, after.machine, elapsed);
-  const ours = [...nodes.map((n) => n.percent), loadGenerator, benchmark];
-  const others = machine === null || ours.some((p) => p === null) ? null : Math.max(0, machine - ours.reduce<number>((a, b) => a + (b ?? 0), 0));
-  return { nodes, loadGenerator, benchmark, machine, others, cores: os.cpus().length };
+  const idleTargets = idle.map((t, i) => ({ name: t.version, percent: percentOfCore(before.idle[i] ?? null, after.idle[i] ?? null, elapsed) }));
+  const ours = sumOrNull([...nodes.map((n) => n.percent), loadGenerator, benchmark, ...idleTargets.map((t) => t.percent)]);
+  const others = machine === null || ours === null ? null : Math.max(0, Math.round((machine - ours) * 10) / 10);
+  return { nodes, loadGenerator, benchmark, idleTargets, machine, others, cores: os.cpus().length };
 }
 
 /** Splits the load over connections and processes: connection c goes to address c mod n, and to process c mod p. */
@@ -410,7 +430,7 @@ function loadSpecs(settings: RunSettings, addresses: readonly string[], processe
 
 /** A progress line once a second on stderr: rewritten in place on a terminal, one line per second otherwise. */
 function startProgress(label: string, load: LoadProcesses, window: Window): () => void {
-  load.resetProgress();
+  load.resetProgress(window.startAtMs);
   let width = 0;
   const timer = setInterval(() => {
     const { perSecond: rate, failed } = load.progress();
@@ -454,6 +474,7 @@ async function preload(target: Target, load: LoadProcesses, settings: RunSetting
 
 async function runOnce(
   target: Target,
+  idle: readonly Target[],
   load: LoadProcesses,
   settings: RunSettings,
   drainS: number,
@@ -476,7 +497,7 @@ async function runOnce(
     drainMs: drainS * 1000,
   };
   const loadAverage = os.loadavg()[0] ?? 0;
-  const take = (): CpuSample => sampleCpu(target, load);
+  const take = (): CpuSample => sampleCpu(target, idle, load);
   const before = sampleAt(window.measureFromMs, take);
   const after = sampleAt(window.endAtMs, take);
   const stopProgress = startProgress(`${settings.version} ${settings.workload} ${settings.ratePerSecond > 0 ? `${settings.ratePerSecond}/s` : `c=${settings.concurrency}`}`, load, window);
@@ -488,7 +509,7 @@ async function runOnce(
   }
   const [first, last] = [await before, await after];
   measured.push({ fromUs: first.monotonicUs, toUs: last.monotonicUs });
-  const cpu = cpuFigures(target, leader, first, last);
+  const cpu = cpuFigures(target, idle, leader, first, last);
 
   const merged = new Map<string, { histogram: Histogram; errors: Record<string, number> }>();
   for (const result of results) {
@@ -559,52 +580,71 @@ function formatProfile(p: NodeProfile): string {
   return lines.join('\n');
 }
 
-async function benchmarkSystem(system: SystemName, options: Options, cleanup: Cleanup, log: (line: string) => void, runs: RunReport[]): Promise<NodeProfile[]> {
-  const etcd = system === 'etcd' ? findEtcd() : null;
-  const target = cleanup.add(
-    system === 'etcd'
-      ? localEtcd(etcd!, options.nodes)
-      : options.noopServer
-        ? noopServer()
-        : options.endpoints !== null
-          ? existingQuorumkv(options.endpoints)
-          : localQuorumkv(options.nodes, options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`], quorumkvVersion()),
-  );
-  await target.start();
+function createTarget(system: SystemName, options: Options): Target {
+  if (system === 'etcd') {
+    const binary = findEtcd();
+    if (binary === null) throw new Error('etcd is not on PATH');
+    return localEtcd(binary, options.nodes);
+  }
+  if (options.noopServer) return noopServer();
+  if (options.endpoints !== null) return existingQuorumkv(options.endpoints);
+  return localQuorumkv(options.nodes, options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`], quorumkvVersion());
+}
+
+/**
+ * Starts every system's target, then runs each workload and concurrency on
+ * each system in turn, back to back: on a shared machine the background load
+ * drifts over minutes, and a pair of runs seconds apart sees nearly the same.
+ * The idle system's CPU is reported apart, not counted as background.
+ */
+async function benchmark(systems: readonly SystemName[], options: Options, cleanup: Cleanup, log: (line: string) => void, runs: RunReport[]): Promise<NodeProfile[]> {
+  const targets: Target[] = [];
+  for (const system of systems) {
+    const target = cleanup.add(createTarget(system, options));
+    await target.start();
+    targets.push(target);
+  }
   const load = cleanup.add(LoadProcesses.start(options.loadProcesses));
-  const measured: MonotonicWindow[] = [];
+  const measured = new Map<Target, MonotonicWindow[]>(targets.map((t) => [t, []]));
   for (const workload of options.workloads) {
-    if (!supports(system, workload)) {
-      log(`${target.version}: skipping the ${workload} workload (${system} has no equivalent)`);
-      continue;
+    for (const target of targets) {
+      if (!supports(target.system, workload)) log(`${target.version}: skipping the ${workload} workload (${target.system} has no equivalent)`);
     }
     for (const concurrency of options.concurrencies) {
-      const settings: RunSettings = {
-        system,
-        version: target.version,
-        workload,
-        nodes: target.nodes.length,
-        target: options.target,
-        client: options.client,
-        connections: options.ratePerSecond > 0 ? options.connections : Math.min(options.connections, concurrency),
-        loadProcesses: Math.min(options.loadProcesses, options.connections, options.ratePerSecond > 0 ? options.connections : concurrency),
-        concurrency,
-        ratePerSecond: options.ratePerSecond,
-        valueBytes: options.valueBytes,
-        keys: options.keys,
-        txnOps: options.txnOps,
-        hashFields: options.hashFields,
-        durationS: options.durationS,
-        warmupS: options.warmupS,
-      };
-      const report = await runOnce(target, load, settings, options.drainS, log, measured);
-      runs.push(report);
-      if (!options.json) console.log(`${formatRun(report)}\n`);
+      for (const target of targets) {
+        if (!supports(target.system, workload)) continue;
+        const settings: RunSettings = {
+          system: target.system,
+          version: target.version,
+          workload,
+          nodes: target.nodes.length,
+          target: options.target,
+          client: options.client,
+          connections: options.ratePerSecond > 0 ? options.connections : Math.min(options.connections, concurrency),
+          loadProcesses: Math.min(options.loadProcesses, options.connections, options.ratePerSecond > 0 ? options.connections : concurrency),
+          concurrency,
+          ratePerSecond: options.ratePerSecond,
+          valueBytes: options.valueBytes,
+          keys: options.keys,
+          txnOps: options.txnOps,
+          hashFields: options.hashFields,
+          durationS: options.durationS,
+          warmupS: options.warmupS,
+        };
+        const idle = targets.filter((t) => t !== target);
+        const report = await runOnce(target, idle, load, settings, options.drainS, log, measured.get(target)!);
+        runs.push(report);
+        if (!options.json) console.log(`${formatRun(report)}\n`);
+      }
     }
   }
   await cleanup.release(load);
-  await cleanup.release(target);
-  return options.cpuProfDir !== null && system === 'quorumkv' ? profilesOf(target, options.cpuProfDir, measured) : [];
+  const profiles: NodeProfile[] = [];
+  for (const target of targets) {
+    await cleanup.release(target);
+    if (options.cpuProfDir !== null && target.system === 'quorumkv') profiles.push(...profilesOf(target, options.cpuProfDir, measured.get(target)!));
+  }
+  return profiles;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -634,20 +674,16 @@ export async function run(argv: string[]): Promise<void> {
   const profiles: NodeProfile[] = [];
   const started = new Date();
   try {
-    profiles.push(...(await benchmarkSystem('quorumkv', opts, cleanup, log, runs)));
-    if (!opts.json) for (const p of profiles) console.log(`${formatProfile(p)}\n`);
-    let comparison: Comparison[] = [];
-    let etcdVersion: string | null = null;
+    const systems: SystemName[] = ['quorumkv'];
     if (opts.compareEtcd) {
-      if (findEtcd() === null) {
-        log('etcd not installed, skipping comparison (Debian/Ubuntu: apt-get install etcd-server)');
-      } else {
-        await benchmarkSystem('etcd', opts, cleanup, log, runs);
-        etcdVersion = runs.find((r) => r.system === 'etcd')?.version ?? null;
-        comparison = compare(runs);
-        if (!opts.json && etcdVersion !== null && comparison.length > 0) console.log(`${formatComparison(comparison, etcdVersion)}\n`);
-      }
+      if (findEtcd() === null) log('etcd not installed, skipping comparison (Debian/Ubuntu: apt-get install etcd-server)');
+      else systems.push('etcd');
     }
+    profiles.push(...(await benchmark(systems, opts, cleanup, log, runs)));
+    if (!opts.json) for (const p of profiles) console.log(`${formatProfile(p)}\n`);
+    const etcdVersion = runs.find((r) => r.system === 'etcd')?.version ?? null;
+    const comparison: Comparison[] = compare(runs);
+    if (!opts.json && etcdVersion !== null && comparison.length > 0) console.log(`${formatComparison(comparison, etcdVersion)}\n`);
     if (opts.json) {
       const cpus = os.cpus();
       const document = {

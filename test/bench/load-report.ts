@@ -37,6 +37,8 @@ export interface CpuFigures {
   readonly loadGenerator: number | null;
   /** The benchmark's own process (orchestration and progress only). */
   readonly benchmark: number | null;
+  /** The other systems' clusters, up but not driven during this run (with --compare-etcd). */
+  readonly idleTargets: readonly { readonly name: string; readonly percent: number | null }[];
   /** The whole machine, every process on it. */
   readonly machine: number | null;
   /** The machine minus everything above: other work on a shared host, the noise in the figures. */
@@ -115,7 +117,7 @@ export function describeLoad(s: RunSettings): string {
 }
 
 export function formatRun(r: RunReport): string {
-  const header = `${r.version}, ${r.nodes} nodes: ${r.workload}, ${describeLoad(r)}`;
+  const header = `${r.version}, ${r.nodes} node${r.nodes === 1 ? '' : 's'}: ${r.workload}, ${describeLoad(r)}`;
   const rows: string[][] = [['op', 'ops/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors']];
   for (const [name, f] of Object.entries(r.ops)) {
     const errors = Object.values(f.errors).reduce((a, b) => a + b, 0);
@@ -133,8 +135,9 @@ export function formatRun(r: RunReport): string {
   }
   const c = r.cpu;
   const nodes = c.nodes.map((n) => `${n.id}${n.leader ? ' (leader)' : ''} ${percent(n.percent)}`).join(', ');
+  const idle = c.idleTargets.map((t) => `; idle ${t.name} ${percent(t.percent)}`).join('');
   lines.push(
-    `  cpu, % of one core: ${nodes}; load generator ${percent(c.loadGenerator)}; benchmark ${percent(c.benchmark)}; ` +
+    `  cpu, % of one core: ${nodes}; load generator ${percent(c.loadGenerator)}; benchmark ${percent(c.benchmark)}${idle}; ` +
       `other processes ${percent(c.others)} (machine ${percent(c.machine)} of ${c.cores * 100}%, load average ${r.loadAverage.toFixed(2)} before)`,
   );
   return lines.join('\n');
@@ -192,5 +195,5 @@ export function formatComparison(comparisons: readonly Comparison[], etcdVersion
       `${c.p99Ratio.toFixed(2)}x`,
     ]);
   }
-  return `quorumkv vs ${etcdVersion}, same load generator and flags, one after the other:\n${table(rows, (c) => c >= 3)}`;
+  return `quorumkv vs ${etcdVersion}, same load generator and flags, each pair of runs back to back:\n${table(rows, (c) => c >= 3)}`;
 }
