@@ -10,9 +10,10 @@
  * flags.
  *
  * The generator (load-worker.ts) is built to cost little CPU, because on a
- * small machine it shares the cores with the servers: it speaks gRPC over
- * node:http2 itself, sends pre-encoded requests, keeps many requests in
- * flight on a few connections, and decodes no responses.
+ * small machine it shares the cores with the servers: it speaks gRPC through
+ * a minimal HTTP/2 client of its own (load-h2.ts), sends pre-encoded
+ * requests, keeps many requests in flight on a few connections, and decodes
+ * no responses beyond their status.
  */
 import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -457,13 +458,12 @@ async function preload(target: Target, load: LoadProcesses, settings: RunSetting
   const space = workload.preloadSpace;
   if (workload.preload === null || space === null || target.preloaded.has(space)) return;
   const began = performance.now();
-  const spec: LoadSpec = {
-    ...loadSpecs({ ...settings, concurrency: 128, connections: 4, ratePerSecond: 0 }, [leaderAddress], 1)[0]!,
-  };
+  // Preloading is not measured: as fast as the leader takes it, 128 writes in flight over 4 connections per process.
   const processes = load.workers.length;
-  const answers = await Promise.all(
-    load.workers.map((w, i) => w.request({ type: 'preload', spec: { ...spec, concurrency: Math.ceil(128 / processes) }, firstKey: i, keyStep: processes }, 'preloaded')),
-  );
+  const spec: LoadSpec = {
+    ...loadSpecs({ ...settings, concurrency: Math.ceil(128 / processes), connections: 4, ratePerSecond: 0 }, [leaderAddress], 1)[0]!,
+  };
+  const answers = await Promise.all(load.workers.map((w, i) => w.request({ type: 'preload', spec, firstKey: i, keyStep: processes }, 'preloaded')));
   const errors = answers.flatMap((a) => Object.entries(a.errors));
   if (errors.length > 0) throw new Error(`preload of ${settings.keys} keys failed: ${errors.map(([code, n]) => `${code} x${n}`).join(', ')}`);
   await target.checkPreloaded(space, 0, settings.valueBytes, settings.hashFields);

@@ -327,9 +327,11 @@ export class RawHttp2Connection {
         if ((flags & FLAG_ACK) === 0) this.writeFrame(PING, FLAG_ACK, 0, Buffer.from(payload));
         return;
       case GOAWAY: {
+        // Streams up to `last` may still be answered; later ones, and calls not started, never will be.
         const last = payload.readUInt32BE(0) & 0x7fffffff;
+        this.failure ??= `${this.authority} sent GOAWAY`;
+        for (const queued of this.waiting.splice(0)) queued.done(UNAVAILABLE);
         for (const id of [...this.calls.keys()]) if (id > last) this.finish(id, UNAVAILABLE);
-        this.failure = `${this.authority} sent GOAWAY`;
         return;
       }
       case WINDOW_UPDATE: {
@@ -386,7 +388,8 @@ export class RawHttp2Connection {
     if (call === undefined) return;
     this.calls.delete(stream);
     call.done(status);
-    const next = this.waiting.shift();
+    // A stream slot is free: start the oldest waiting call (none wait once the connection has failed).
+    const next = this.failure === null ? this.waiting.shift() : undefined;
     if (next !== undefined) this.start(next.path, next.body, next.done);
   }
 

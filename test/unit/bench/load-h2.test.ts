@@ -75,6 +75,17 @@ describe('the load generator’s HTTP/2 client', () => {
     expect(await call(c, '/bench.Test/Echo', Buffer.from('y'))).toBe(grpc.status.UNAVAILABLE);
   });
 
+  it('finishes calls in flight after a graceful GOAWAY and fails the ones after it', async () => {
+    const c = await start();
+    const pending = call(c, '/bench.Test/Slow', Buffer.from('x'));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const shutdown = new Promise<void>((resolve) => server!.tryShutdown(() => resolve()));
+    expect(await pending).toBe(grpc.status.OK);
+    expect(await call(c, '/bench.Test/Echo', Buffer.from('y'))).toBe(grpc.status.UNAVAILABLE);
+    c.close();
+    await shutdown;
+  });
+
   it('reports a connection that cannot be made', async () => {
     const c = new RawHttp2Connection('127.0.0.1:1');
     await expect(c.ready(2000)).rejects.toThrow(/127\.0\.0\.1:1/);
