@@ -96,7 +96,11 @@ for (const check of result.checks) {
 console.log('');
 console.log(`operations: ${f.operations} (ok ${f.ok}, fail ${f.failed}, unknown ${f.unknown}); faults injected: ${f.faultsInjected} (${Object.entries(f.faultsByNemesis).map(([n, c]) => `${n} ${c}`).join(', ')})`);
 console.log(
-  `longest unavailability after a leader kill: ${f.longestLeaderKillUnavailabilityMs === null ? 'no leader killed' : `${(f.longestLeaderKillUnavailabilityMs / 1000).toFixed(2)}s`}; slowest recovery after a heal: ${
+  `longest unavailability after a leader kill: ${
+    f.longestLeaderKillUnavailabilityMs === null
+      ? 'no leader killed'
+      : `${(f.longestLeaderKillUnavailabilityMs / 1000).toFixed(2)}s (${f.longestLoneLeaderKillUnavailabilityMs === null ? '—' : `${(f.longestLoneLeaderKillUnavailabilityMs / 1000).toFixed(2)}s`} with no other fault at the same time)`
+  }; slowest recovery after a heal: ${
     f.slowestRecoveryMs === null ? '—' : `${(f.slowestRecoveryMs / 1000).toFixed(2)}s`
   }`,
 );

@@ -71,7 +71,7 @@ function html(data: ReportData): string {
     ['operations', `${figures.operations} (ok ${figures.ok}, fail ${figures.failed}, unknown ${figures.unknown})`],
     ...Object.entries(figures.byWorkload).map(([w, c]) => [`  ${w}`, `ok ${c.ok}, fail ${c.fail}, unknown ${c.unknown}`]),
     ['faults injected', `${figures.faultsInjected} (${Object.entries(figures.faultsByNemesis).map(([n, c]) => `${n} ${c}`).join(', ')})`],
-    ['longest unavailability after a leader kill', seconds(figures.longestLeaderKillUnavailabilityMs)],
+    ['longest unavailability after a leader kill', `${seconds(figures.longestLeaderKillUnavailabilityMs)} (${seconds(figures.longestLoneLeaderKillUnavailabilityMs)} when no other fault overlapped)`],
     ['slowest recovery after a heal', seconds(figures.slowestRecoveryMs)],
     ['internal errors', String(figures.internalErrors)],
     ['run time', seconds(figures.durationMs)],
@@ -177,18 +177,29 @@ function timeline(history: History, durationMs: number, opTimeoutMs: number): st
     parts.push(`<line x1="${LEFT}" x2="${LEFT + PLOT}" y1="${ly(tick).toFixed(1)}" y2="${ly(tick).toFixed(1)}" stroke="#eee"/>`);
     parts.push(`<text x="${LEFT - 6}" y="${(ly(tick) + 4).toFixed(1)}" text-anchor="end">${tick >= 1000 ? `${tick / 1000}s` : `${tick}ms`}</text>`);
   }
-  const series = { p50: [] as string[], p99: [] as string[], max: [] as string[] };
+  // One polyline per run of buckets with acknowledged operations: a gap (no answers at all) stays a gap.
+  const runs: { p50: string[]; p99: string[]; max: string[] }[] = [];
+  let current: { p50: string[]; p99: string[]; max: string[] } | null = null;
   latencies.forEach((list, b) => {
-    if (list.length === 0) return;
+    if (list.length === 0) {
+      current = null;
+      return;
+    }
+    if (current === null) {
+      current = { p50: [], p99: [], max: [] };
+      runs.push(current);
+    }
     list.sort((a, c) => a - c);
     const cx = x((b + 0.5) * width).toFixed(1);
-    series.p50.push(`${cx},${ly(list[Math.floor(list.length * 0.5)] as number).toFixed(1)}`);
-    series.p99.push(`${cx},${ly(list[Math.min(list.length - 1, Math.floor(list.length * 0.99))] as number).toFixed(1)}`);
-    series.max.push(`${cx},${ly(list[list.length - 1] as number).toFixed(1)}`);
+    current.p50.push(`${cx},${ly(list[Math.floor(list.length * 0.5)] as number).toFixed(1)}`);
+    current.p99.push(`${cx},${ly(list[Math.min(list.length - 1, Math.floor(list.length * 0.99))] as number).toFixed(1)}`);
+    current.max.push(`${cx},${ly(list[list.length - 1] as number).toFixed(1)}`);
   });
-  parts.push(`<polyline points="${series.max.join(' ')}" fill="none" stroke="#ffc9c9" stroke-width="1"/>`);
-  parts.push(`<polyline points="${series.p99.join(' ')}" fill="none" stroke="#e8590c" stroke-width="1.2"/>`);
-  parts.push(`<polyline points="${series.p50.join(' ')}" fill="none" stroke="#1c7ed6" stroke-width="1.5"/>`);
+  for (const run of runs) {
+    parts.push(`<polyline points="${run.max.join(' ')}" fill="none" stroke="#ffa8a8" stroke-width="1"/>`);
+    parts.push(`<polyline points="${run.p99.join(' ')}" fill="none" stroke="#e8590c" stroke-width="1.2"/>`);
+    parts.push(`<polyline points="${run.p50.join(' ')}" fill="none" stroke="#1c7ed6" stroke-width="1.5"/>`);
+  }
   parts.push(`<text x="${LEFT + 4}" y="${y + 10}" fill="#1c7ed6">latency p50</text><text x="${LEFT + 80}" y="${y + 10}" fill="#e8590c">p99</text><text x="${LEFT + 110}" y="${y + 10}" fill="#f08080">max</text>`);
   y += latHeight + 15;
 

@@ -76,6 +76,8 @@ export interface Figures {
   readonly faultsByNemesis: Record<string, number>;
   /** Longest time from killing the leader to the next acknowledged write invoked after the kill. */
   readonly longestLeaderKillUnavailabilityMs: number | null;
+  /** The same, over leader kills no other fault overlapped (a partition at the same time can make any kill look slow). */
+  readonly longestLoneLeaderKillUnavailabilityMs: number | null;
   readonly slowestRecoveryMs: number | null;
   readonly durationMs: number;
   readonly internalErrors: number;
@@ -544,6 +546,7 @@ export function computeFigures(history: History, durationMs: number, internalErr
   // Writes acknowledged, by the time they were invoked, for the unavailability after each leader kill.
   const writes = history.ops.filter((op) => op.outcome === 'ok' && op.ret !== null && WRITES.has(op.f) && op.phase === 'run').sort((a, b) => a.call - b.call);
   let longest: number | null = null;
+  let longestAlone: number | null = null;
   for (const f of history.faults) {
     if (!f.leaderKilled) continue;
     let lo = 0;
@@ -560,7 +563,11 @@ export function computeFigures(history: History, durationMs: number, internalErr
       // Writes invoked much later cannot answer earlier than those already seen.
       if ((writes[i] as OpRecord).call > (first ?? Infinity)) break;
     }
-    if (first !== null) longest = Math.max(longest ?? 0, first - f.start);
+    if (first === null) continue;
+    const unavailable = first - f.start;
+    longest = Math.max(longest ?? 0, unavailable);
+    const overlapped = history.faults.some((g) => g !== f && g.start < first && (g.end ?? Infinity) > f.start);
+    if (!overlapped) longestAlone = Math.max(longestAlone ?? 0, unavailable);
   }
   let slowest: number | null = null;
   for (const f of history.faults) if (f.cycleHealed !== null && f.recovered !== null) slowest = Math.max(slowest ?? 0, f.recovered - f.cycleHealed);
@@ -573,6 +580,7 @@ export function computeFigures(history: History, durationMs: number, internalErr
     faultsInjected: history.faults.length,
     faultsByNemesis,
     longestLeaderKillUnavailabilityMs: longest,
+    longestLoneLeaderKillUnavailabilityMs: longestAlone,
     slowestRecoveryMs: slowest,
     durationMs,
     internalErrors,
