@@ -65,6 +65,8 @@ ${WORKLOADS.map((w) => `                         ${w.padEnd(17)}${WORKLOAD_HELP[
   --client raw|grpc-js the generator's gRPC client: raw (default), a minimal HTTP/2 client of its own
                        that costs a few µs per call, or @grpc/grpc-js, as a cross-check
   --load-processes N   load-generator processes (default 1)
+  --serve-flags=STR    extra flags for every quorumkv serve the benchmark starts, e.g.
+                       --serve-flags='--snapshot-entries 100000' (with '=': the value starts with --)
   --cpu-prof DIR       run the quorumkv nodes with node --cpu-prof, write profiles to DIR, and
                        print where each node's time went
   --json               print one JSON document instead of tables (progress still goes to stderr)
@@ -97,6 +99,7 @@ interface Options {
   readonly client: ClientKind;
   readonly loadProcesses: number;
   readonly cpuProfDir: string | null;
+  readonly serveFlags: readonly string[];
   readonly json: boolean;
 }
 
@@ -124,6 +127,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       client: { type: 'string', default: 'raw' },
       'load-processes': { type: 'string', default: '1' },
       'cpu-prof': { type: 'string' },
+      'serve-flags': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -152,6 +156,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (values['noop-server'] && (endpoints !== null || values['compare-etcd'] || values['cpu-prof'] !== undefined)) {
     throw new UsageError('--noop-server goes alone: not with --endpoints, --compare-etcd or --cpu-prof');
   }
+  if (values['serve-flags'] !== '' && (endpoints !== null || values['noop-server'])) throw new UsageError('--serve-flags is for the nodes the benchmark starts');
   const keys = int('keys', values.keys, 1);
   const txnOps = int('txn-ops', values['txn-ops'], 1);
   if (workloads.includes('txn') && txnOps > keys) throw new UsageError('--txn-ops cannot exceed --keys: a Txn sets distinct keys');
@@ -175,6 +180,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     client: values.client as ClientKind,
     loadProcesses: int('load-processes', values['load-processes'], 1),
     cpuProfDir: values['cpu-prof'] === undefined ? null : resolve(values['cpu-prof']),
+    serveFlags: values['serve-flags'].split(/\s+/).filter((f) => f !== ''),
     json: values.json,
   };
 }
@@ -588,7 +594,8 @@ function createTarget(system: SystemName, options: Options): Target {
   }
   if (options.noopServer) return noopServer();
   if (options.endpoints !== null) return existingQuorumkv(options.endpoints);
-  return localQuorumkv(options.nodes, options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`], quorumkvVersion());
+  const nodeFlags = options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
+  return localQuorumkv(options.nodes, nodeFlags, options.serveFlags, quorumkvVersion());
 }
 
 /**

@@ -94,9 +94,9 @@ interface LocalNode extends TargetNode {
  * A fresh quorumkv cluster: `size` `quorumkv serve` processes on free
  * loopback ports (the flags test/support/cluster-harness.ts uses), data in
  * one temp dir. `nodeFlags` go to node itself (e.g. --cpu-prof, which Node
- * does not take from NODE_OPTIONS).
+ * does not take from NODE_OPTIONS), `serveFlags` to `quorumkv serve`.
  */
-export function localQuorumkv(size: number, nodeFlags: readonly string[], version: string): Target {
+export function localQuorumkv(size: number, nodeFlags: readonly string[], serveFlags: readonly string[], version: string): Target {
   const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-'));
   const nodes: LocalNode[] = [];
   const running = (n: LocalNode): boolean => n.child.exitCode === null && n.child.signalCode === null;
@@ -107,7 +107,7 @@ export function localQuorumkv(size: number, nodeFlags: readonly string[], versio
   const leader = async (): Promise<string> => nodes[await agreedLeader(nodes.map((n) => n.client), 20_000, exitedNode)]!.id;
   return {
     system: 'quorumkv',
-    version,
+    version: serveFlags.length === 0 ? version : `${version} [${serveFlags.join(' ')}]`,
     nodes,
     preloaded: new Set(),
     async start() {
@@ -128,6 +128,7 @@ export function localQuorumkv(size: number, nodeFlags: readonly string[], versio
             '--http-addr', `127.0.0.1:${p.http}`,
             '--initial-cluster', initialCluster,
             '--log-level', 'warn',
+            ...serveFlags,
           ],
           { stdio: ['ignore', 'pipe', 'pipe'] },
         );
