@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- NAME [flags]` runs test/bench/NAME.ts, whose `run(argv)`
  * prints its figures. With no NAME it lists the benchmarks there are.
+ * Modules named load-* and etcd-* are the cluster benchmark's parts, not benchmarks.
  */
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,7 +13,7 @@ export interface Benchmark {
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(benchDir)
-  .filter((file) => file.endsWith('.ts') && file !== 'cli.ts' && !file.startsWith('_'))
+  .filter((file) => file.endsWith('.ts') && file !== 'cli.ts' && !/^(_|load-|etcd-)/.test(file))
   .map((file) => file.slice(0, -3))
   .sort();
 

@@ -7,7 +7,7 @@
  * until SIGTERM.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CLUSTER_METHODS, KV_METHODS, loadProtos } from '../../src/server/proto-loader.ts';
+import { CLUSTER_METHODS, KV_METHODS, loadProtos } from '../../src/proto/loader.ts';
 
 export const NOOP_NODE_ID = 'noop';
 

@@ -8,7 +8,7 @@
  * 17 is the same bytes every time.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { loadProtos } from '../../src/server/proto-loader.ts';
+import { loadProtos } from '../../src/proto/loader.ts';
 import { loadEtcdProtos } from './etcd-proto.ts';
 
 export const WORKLOADS = ['put', 'get', 'get-serializable', 'mixed', 'list', 'hash', 'txn'] as const;
