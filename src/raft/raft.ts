@@ -450,6 +450,11 @@ export class Raft {
     return this.conf;
   }
 
+  /** Index of the latest snapshot (0 when none); cheaper than status() on hot paths. */
+  get snapshotIndex(): number {
+    return this.log.snapshot?.index ?? 0;
+  }
+
   /** The entry at `index` if it is still in memory (for tests and checkers). */
   entry(index: number): Entry | undefined {
     return this.log.entryAt(index);

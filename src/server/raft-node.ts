@@ -415,15 +415,14 @@ export class RaftNode {
   // ---- Snapshots ----------------------------------------------------------
 
   private maybeSnapshot(): void {
-    const snapshotIndex = this.raft.status().snapshotIndex;
+    const snapshotIndex = this.raft.snapshotIndex;
     if (this.snapshotInProgress || this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries) return;
     void this.takeSnapshot().catch((error: unknown) => this.logger.error({ err: error }, 'snapshot failed'));
   }
 
   private async takeSnapshot(): Promise<void> {
     if (this.snapshotInProgress) return;
-    const status = this.raft.status();
-    if (this.state.lastAppliedIndex <= status.snapshotIndex) return;
+    if (this.state.lastAppliedIndex <= this.raft.snapshotIndex) return;
     this.snapshotInProgress = true;
     try {
       // Storage snapshots only what it knows is committed: write the commit index first.
