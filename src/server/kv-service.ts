@@ -72,7 +72,7 @@ export class KvService {
       if (decoded.write) return this.respond(method, decoded, await node.propose(decoded.command, decoded.session, timeoutMs));
       const index = await node.readIndex(timeoutMs);
       await node.waitApplied(index, timeoutMs);
-      return this.respond(method, decoded, node.state.read(decoded.command, node.readTimeMs(), { touch: true }));
+      return this.respond(method, decoded, node.state.read(decoded.command, node.linearizableReadTimeMs(), { touch: true }));
     } catch (error) {
       // Lost leadership between the check and the proposal: the new leader can take it.
       if (error instanceof NotLeaderError && !forwarded) return this.forward(method, request, forwarded, timeoutMs);

@@ -66,6 +66,8 @@ export class RaftNode {
   private stopped = false;
   /** Leader only: the last timestamp put in an entry; entry time never goes backwards. */
   private lastStampMs = 0;
+  /** Leader only: index and stamp of this term's entries not applied yet, oldest first (stamps never decrease). */
+  private unappliedStamps: { index: number; timeMs: number }[] = [];
   private readonly pendingWrites = new Map<number, PendingWrite>();
   private readonly pendingReads = new Map<number, { resolve: (index: number) => void; reject: (error: Error) => void }>();
   private nextReadId = 1;
@@ -172,8 +174,11 @@ export class RaftNode {
    */
   propose(command: Command, session: ClientSession | null, timeoutMs: number): Promise<Result> {
     this.assertRunning();
-    const data = encodeEntry({ timeMs: this.stamp(), session, command });
+    const timeMs = this.stamp();
+    const data = encodeEntry({ timeMs, session, command });
     const proposal = this.raft.propose([data]);
+    this.dropAppliedStamps();
+    this.unappliedStamps.push({ index: proposal.lastIndex, timeMs });
     this.options.metrics.proposals++;
     this.scheduleProcess();
     return this.awaitProposal(proposal, timeoutMs);
@@ -249,6 +254,22 @@ export class RaftNode {
     return Math.max(this.options.now(), this.state.logTimeMs);
   }
 
+  /**
+   * Log time for a linearizable read on the leader, after ReadIndex and apply.
+   * Not later than the stamp of any of our entries still to be applied: those
+   * apply after this read, at their own time, so a read that judged expiry by
+   * a later clock could report a key gone that such an entry then finds alive
+   * (the chaos suite's seed 22). Our later entries are stamped no earlier.
+   */
+  linearizableReadTimeMs(): number {
+    if (!this.isLeader) return this.state.logTimeMs;
+    this.dropAppliedStamps();
+    const oldest = this.unappliedStamps[0]?.timeMs ?? Infinity;
+    const time = Math.max(Math.min(this.options.now(), oldest), this.state.logTimeMs);
+    this.lastStampMs = Math.max(this.lastStampMs, time);
+    return time;
+  }
+
   // ---- The Ready loop -----------------------------------------------------
 
   private scheduleProcess(): void {
@@ -293,7 +314,10 @@ export class RaftNode {
     if (rd.softState !== null) {
       this.logger.info({ role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader }, 'role changed');
       for (const listener of this.leaderListeners) listener(rd.softState.leader, rd.softState.term);
-      if (rd.softState.role !== 'leader') this.lastStampMs = 0;
+      if (rd.softState.role !== 'leader') {
+        this.lastStampMs = 0;
+        this.unappliedStamps = [];
+      }
     }
     // 3. Apply.
     if (snapshotFile !== null) this.installSnapshot(snapshotFile);
@@ -481,6 +505,13 @@ export class RaftNode {
         this.pendingWrites.delete(index);
       },
     );
+  }
+
+  private dropAppliedStamps(): void {
+    const applied = this.state.lastAppliedIndex;
+    let drop = 0;
+    while (drop < this.unappliedStamps.length && (this.unappliedStamps[drop] as { index: number }).index <= applied) drop++;
+    if (drop > 0) this.unappliedStamps.splice(0, drop);
   }
 
   /** Entry time: the leader's clock, but never behind the last stamp or the applied log time. */

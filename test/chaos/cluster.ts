@@ -10,7 +10,8 @@ import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, writeFi
 import type { WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { TestFaults } from '../../src/server/fault-injection.ts';
-import { REPO_ROOT, freePort, sleep } from '../support/cluster-harness.ts';
+import { createServer } from 'node:net';
+import { REPO_ROOT, sleep } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
 import { ChaosClient } from './client.ts';
 import type { FaultProxy } from './proxy.ts';
@@ -74,13 +75,14 @@ export class ChaosCluster {
     mkdirSync(options.root, { recursive: true });
     mkdirSync(options.logDir, { recursive: true });
     const ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
+    const ports = await listenablePorts(ids.length * 3);
     for (const id of ids) {
       const dataDir = join(options.root, id);
       cluster.nodes.set(id, {
         id,
-        clientPort: await freePort(),
-        peerPort: await freePort(),
-        httpPort: await freePort(),
+        clientPort: ports.pop() as number,
+        peerPort: ports.pop() as number,
+        httpPort: ports.pop() as number,
         dataDir,
         faultsFile: join(options.root, `${id}.faults.json`),
         logFile: join(options.logDir, `${id}.log`),
@@ -304,6 +306,36 @@ export class ChaosCluster {
     // A rename, so the node never reads half a file.
     renameSync(tmp, node.faultsFile);
   }
+}
+
+/**
+ * Ports for the nodes' listeners, below the OS's ephemeral range: a node
+ * restarted after a kill must find its ports free, and an ephemeral port
+ * could meanwhile be the source port of any outgoing connection, or a proxy
+ * listener (those take ports from the ephemeral range).
+ */
+async function listenablePorts(count: number): Promise<number[]> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    // Not Linux: assume the IANA range (49152..) or Linux's default; below 32768 is clear of both.
+  }
+  const base = Math.max(1024, Math.min(Number.isFinite(low) ? low : 32768, 32768) - 12_000);
+  const out: number[] = [];
+  while (out.length < count) {
+    const port = base + Math.floor(Math.random() * 12_000);
+    if (!out.includes(port) && (await canListen(port))) out.push(port);
+  }
+  return out;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 function tail(path: string, chars: number): string {
