@@ -8,8 +8,9 @@
  */
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, runChaos } from './runner.ts';
-import type { ChaosOptions } from './runner.ts';
+import { DEFAULT_OPTIONS } from './options.ts';
+import { runChaos } from './runner.ts';
+import type { ChaosOptions } from './options.ts';
 
 async function run(options: Partial<ChaosOptions> & Pick<ChaosOptions, 'seed' | 'durationS'>): Promise<void> {
   const lines: string[] = [];

@@ -11,7 +11,8 @@
 import { parseArgs } from 'node:util';
 import { NEMESES } from './nemesis.ts';
 import type { NemesisName } from './nemesis.ts';
-import { DEFAULT_OPTIONS, runChaos } from './runner.ts';
+import { DEFAULT_OPTIONS } from './options.ts';
+import { runChaos } from './runner.ts';
 
 const USAGE = `usage: npm run chaos -- --duration SECONDS --seed S [--nodes 3|5] [--nemesis ${NEMESES.join(',')}]
        [--clients N] [--ttl-eviction] [--max-memory 256kb] [--out DIR] [--recovery-bound SECONDS]

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckResult } from './checks.ts';
 import type { FaultRecord, History, OpRecord } from './history.ts';
-import type { ChaosOptions, Figures } from './runner.ts';
+import type { ChaosOptions, Figures } from './options.ts';
 
 export interface ReportData {
   readonly options: ChaosOptions;
