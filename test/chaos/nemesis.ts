@@ -249,6 +249,7 @@ const loss: Start = async (ctx) => {
 
 // ---- disk and clock -----------------------------------------------------------
 
+// A node stalls once per new id; ids only grow, also across runs in one process (the test file runs two).
 let stallIds = 0;
 
 const fsync: Start = async (ctx) => {

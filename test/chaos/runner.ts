@@ -265,7 +265,6 @@ async function probeRecovery(cluster: ChaosCluster, history: History, boundMs: n
 class WorkloadDriver {
   private running = false;
   private loops: Promise<void>[] = [];
-  readonly workloads: Workload[];
   /** Which workload each client runs. */
   readonly assignment: Workload[] = [];
 
@@ -283,7 +282,6 @@ class WorkloadDriver {
     const register = new RegisterWorkload(workloadOptions);
     const list = new ListWorkload(workloadOptions);
     const hash = new HashWorkload(workloadOptions);
-    this.workloads = [register, list, hash];
     // Registers get the most clients: compare-and-set races are where linearizability bugs show.
     const pattern = [register, list, hash, register, hash, list, register];
     for (let i = 0; i < options.clients; i++) this.assignment.push(pattern[i % pattern.length] as Workload);
