@@ -58,7 +58,12 @@ export class History {
   readonly faults: FaultRecord[] = [];
   readonly events: EventRecord[] = [];
 
-  constructor(private readonly clock: () => number) {}
+  private readonly clock: () => number;
+
+  constructor(clock: () => number) {
+    // Microseconds are plenty, and keep explanations and history.json readable.
+    this.clock = () => Math.round(clock() * 1000) / 1000;
+  }
 
   now(): number {
     return this.clock();
