@@ -124,7 +124,9 @@ ${timeline(history, figures.durationMs, options.opTimeoutMs)}
 
 function timeline(history: History, durationMs: number, opTimeoutMs: number): string {
   const ops = history.ops.filter((o) => o.phase === 'run');
-  const end = Math.max(durationMs, ...ops.map((o) => o.ret ?? o.call), 1);
+  // A loop, not Math.max(...ops): a long run has more operations than a call may have arguments.
+  let end = Math.max(durationMs, 1);
+  for (const o of ops) end = Math.max(end, o.ret ?? o.call);
   const x = (t: number) => LEFT + (Math.min(Math.max(t, 0), end) / end) * PLOT;
   const parts: string[] = [];
   let y = 10;

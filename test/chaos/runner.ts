@@ -149,7 +149,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const passed = checks.filter((c) => c.ok).length;
   const failed = checks.length - passed;
   const rerun = rerunCommand(options);
-  writeReport(reportDir, { options, checks, figures, history, rerun, statuses: finalStatuses, proxyLinks: proxy.allLinks().length });
+  try {
+    writeReport(reportDir, { options, checks, figures, history, rerun, statuses: finalStatuses, proxyLinks: proxy.allLinks().length });
+  } catch (error) {
+    // The verdicts stand without the report: say why it is missing rather than lose them.
+    say(`could not write the report: ${describeError(error)}`);
+  }
   return { passed, failed, checks, figures, reportDir, rerun };
 }
 
