@@ -372,6 +372,41 @@ export async function ensureMember(ctx: NemesisContext, id: string): Promise<voi
   throw new Error(`${id} is not back as a voter after ${ctx.healTimeoutMs} ms (${last})`);
 }
 
+/**
+ * Makes the suite's idea of the membership match the cluster's. A membership
+ * change whose answer was lost (a deadline, a leader that lost its quorum)
+ * may still commit later; a node it removed is still running and believes
+ * it is a member. Such a node is stopped, wiped and added back.
+ */
+export async function reconcileMembership(ctx: NemesisContext): Promise<void> {
+  const membersNow = async (): Promise<{ leader: string; ids: Set<string> } | null> => {
+    const leader = await ctx.cluster.leader();
+    if (leader === null) return null;
+    try {
+      const members = ((await ctx.cluster.client(leader).call('Members', {}, 2000))['members'] as Reply[] | undefined) ?? [];
+      return { leader, ids: new Set(members.map((m) => String(m['id']))) };
+    } catch {
+      return null;
+    }
+  };
+  const first = await membersNow();
+  if (first === null || ctx.cluster.ids.every((id) => first.ids.has(id) || ctx.removed.has(id))) return;
+  // Wiping a node that is still a voter would be a lost disk, not a membership change: ask twice.
+  await sleep(500);
+  const second = await membersNow();
+  if (second === null) return;
+  const leader = second.leader;
+  for (const id of ctx.cluster.ids) {
+    if (first.ids.has(id) || second.ids.has(id) || ctx.removed.has(id)) continue;
+    ctx.log(`${id} is no longer a member (a change whose outcome was unknown took effect): adding it back empty`);
+    ctx.removed.add(id);
+    await ctx.cluster.stopGracefully(id, 5000);
+    ctx.cluster.wipe(id);
+    ctx.cluster.node(id).joinAddress = ctx.cluster.clientAddress(leader);
+    await ensureMember(ctx, id);
+  }
+}
+
 const transfer: Start = async (ctx) => {
   const candidates = members(ctx);
   const leader = await ctx.cluster.leader();

@@ -19,7 +19,7 @@ import { classifyError, describeError, isInternalError } from './client.ts';
 import { ChaosCluster } from './cluster.ts';
 import { History } from './history.ts';
 import type { FaultRecord, OpRecord } from './history.ts';
-import { GROUP, HEAL_ORDER, START, between, ensureMember, pick, shuffle } from './nemesis.ts';
+import { GROUP, HEAL_ORDER, START, between, ensureMember, pick, reconcileMembership, shuffle } from './nemesis.ts';
 import type { NemesisContext, NemesisName, StartedFault } from './nemesis.ts';
 import { rerunCommand } from './options.ts';
 import type { ChaosOptions, ChaosResult, Figures } from './options.ts';
@@ -167,6 +167,11 @@ async function nemesisLoop(ctx: NemesisContext, history: History, options: Chaos
   const maxHold = Math.max(minHold + 1000, 8000);
   const enabled = options.nemeses;
   while (clock() < endAt - minHold) {
+    try {
+      await reconcileMembership(ctx);
+    } catch (error) {
+      say(`! membership not reconciled: ${describeError(error)}`);
+    }
     const wanted = pick(ctx.rng, [1, 1, 1, 2, 2, 3]);
     const chosen: NemesisName[] = [];
     for (const name of shuffle(ctx.rng, enabled)) {
@@ -233,6 +238,11 @@ async function restoreAll(ctx: NemesisContext): Promise<void> {
     } catch (error) {
       ctx.log(`could not bring ${id} back: ${describeError(error)}`);
     }
+  }
+  try {
+    await reconcileMembership(ctx);
+  } catch (error) {
+    ctx.log(`could not reconcile the membership: ${describeError(error)}`);
   }
 }
 
