@@ -105,6 +105,8 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly specs: NodeSpec[] = [];
   readonly processes = new Map<string, RunningProcess>();
+  /** Every process ever launched, including ones a later launch of the same id replaced in `processes`. */
+  private readonly launched: RunningProcess[] = [];
   private readonly clients = new Map<string, NodeClient>();
   private readonly root: string;
   private initialCluster = '';
@@ -157,6 +159,7 @@ export class TestCluster {
     );
     const running: RunningProcess = { spec, child, output: () => output, exited };
     this.processes.set(spec.id, running);
+    this.launched.push(running);
     if (!this.specs.includes(spec)) this.specs.push(spec);
     return running;
   }
@@ -239,7 +242,7 @@ export class TestCluster {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
     await Promise.all(
-      [...this.processes.values()].map(async (p) => {
+      this.launched.map(async (p) => {
         if (p.child.exitCode === null && p.child.signalCode === null) {
           p.child.kill('SIGKILL');
           await p.exited;
