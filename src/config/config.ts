@@ -8,6 +8,13 @@ export type EvictionPolicy = 'lru' | 'noeviction';
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+/** PEM files for TLS: this node's certificate and key, and the CA every member and client certificate is checked against. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
 export interface Config {
   readonly id: string;
   readonly dataDir: string;
@@ -37,6 +44,10 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly maxInflightAppends: number;
   readonly requestTimeoutMs: number;
+  /** TLS on the client port and mutual TLS on the peer port; null: plaintext. */
+  readonly tls: TlsFiles | null;
+  /** With TLS: client certificates are required on the client port, not only checked when offered. */
+  readonly clientCertAuth: boolean;
   /** TEST ONLY (chaos suite): a faults file the node watches; null, the default, in production. */
   readonly testFaultsFile: string | null;
 }
@@ -49,7 +60,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'address' | 'bytes' | 'count' | 'ms' | 'enum';
+type Kind = 'string' | 'address' | 'bytes' | 'count' | 'ms' | 'enum' | 'boolean';
 
 interface FlagSpec {
   readonly flag: string;
@@ -83,6 +94,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'max-request-bytes', kind: 'bytes', help: 'largest gRPC message accepted (default 4mb)' },
   { flag: 'max-inflight-appends', kind: 'count', help: 'AppendEntries in flight per follower (default 256)' },
   { flag: 'request-timeout-ms', kind: 'ms', help: 'how long a request may wait for commit (default 5000)' },
+  { flag: 'cert', kind: 'string', help: 'this node\'s certificate (PEM; CN = --id, OU = node): TLS on, with --key and --ca' },
+  { flag: 'key', kind: 'string', help: 'the private key of --cert (PEM)' },
+  { flag: 'ca', kind: 'string', help: 'the CA certificate (PEM) peers and client certificates must chain to' },
+  { flag: 'client-cert-auth', kind: 'boolean', help: 'with TLS: clients must present a certificate signed by --ca (default false)' },
   { flag: 'config', kind: 'string', help: 'a JSON file with any of these settings (keys as the flags)' },
   // TEST ONLY: see src/server/fault-injection.ts.
   { flag: 'test-faults-file', kind: 'string', help: 'TEST ONLY, never in production: a JSON file of injected faults (clock offset, slow fsync, peer dial addresses) the node watches' },
@@ -114,6 +129,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
 function parseFlags(argv: readonly string[]): Map<string, string> {
   const known = new Set(FLAGS.map((f) => f.flag));
+  const booleans = new Set(FLAGS.filter((f) => f.kind === 'boolean').map((f) => f.flag));
   const out = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -123,6 +139,7 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
     if (!known.has(name)) throw new ConfigError(`unknown flag --${name} (see quorumkv serve --help)`);
     let value: string | undefined;
     if (eq !== -1) value = arg.slice(eq + 1);
+    else if (booleans.has(name) && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('--') === true)) value = 'true';
     else {
       value = argv[++i];
       if (value === undefined) throw new ConfigError(`--${name} needs a value`);
@@ -144,7 +161,9 @@ function readConfigFile(path: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const [key, value] of Object.entries(parsed)) {
     if (!known.has(key) || key === 'config') throw new ConfigError(`config file ${path}: unknown setting '${key}'`);
-    if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`config file ${path}: '${key}' must be a string or a number`);
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new ConfigError(`config file ${path}: '${key}' must be a string, a number or a boolean`);
+    }
     out.set(key, String(value));
   }
   return out;
@@ -194,6 +213,12 @@ function build(raw: Map<string, string>): Config {
   const addr = (flag: string, fallback: string) => parseAddress(flag, str(flag, fallback));
   const bytes = (flag: string, fallback: number) => (raw.has(flag) ? parseBytes(flag, raw.get(flag) as string) : fallback);
   const count = (flag: string, fallback: number, min: number) => (raw.has(flag) ? parseCount(flag, raw.get(flag) as string, min) : fallback);
+  const boolean = (flag: string, fallback: boolean): boolean => {
+    const value = raw.get(flag);
+    if (value === undefined) return fallback;
+    if (value === 'true' || value === 'false') return value === 'true';
+    throw new ConfigError(`--${flag} '${value}' must be true or false`);
+  };
   const oneOf = <T extends string>(flag: string, fallback: T): T => {
     const value = str(flag, fallback);
     const spec = FLAGS.find((f) => f.flag === flag);
@@ -214,6 +239,9 @@ function build(raw: Map<string, string>): Config {
   for (const memberId of initialCluster.keys()) {
     if (!ID_PATTERN.test(memberId)) throw new ConfigError(`--initial-cluster member id '${memberId}' is not a valid id`);
   }
+  const tls = tlsFiles(raw);
+  const clientCertAuth = boolean('client-cert-auth', false);
+  if (clientCertAuth && tls === null) throw new ConfigError('--client-cert-auth needs TLS: set --cert, --key and --ca');
   const heartbeatMs = count('heartbeat-ms', 100, 1);
   const electionMs = count('election-ms', 1000, 1);
   if (electionMs < heartbeatMs * 2) throw new ConfigError(`--election-ms (${electionMs}) must be at least twice --heartbeat-ms (${heartbeatMs})`);
@@ -248,8 +276,27 @@ function build(raw: Map<string, string>): Config {
     maxRequestBytes,
     maxInflightAppends: count('max-inflight-appends', 256, 1),
     requestTimeoutMs: count('request-timeout-ms', 5_000, 1),
+    tls,
+    clientCertAuth,
     testFaultsFile: raw.get('test-faults-file') || null,
   };
+}
+
+/** --cert, --key and --ca go together: one alone would leave a port in plaintext by mistake. */
+function tlsFiles(raw: Map<string, string>): TlsFiles | null {
+  const given = (flag: string): string | undefined => {
+    const value = raw.get(flag);
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const certFile = given('cert');
+  const keyFile = given('key');
+  const caFile = given('ca');
+  if (certFile === undefined && keyFile === undefined && caFile === undefined) return null;
+  const missing = (['cert', 'key', 'ca'] as const).filter((flag) => given(flag) === undefined);
+  if (certFile === undefined || keyFile === undefined || caFile === undefined) {
+    throw new ConfigError(`TLS needs --cert, --key and --ca together: ${missing.map((flag) => `--${flag}`).join(' and ')} missing`);
+  }
+  return { certFile, keyFile, caFile };
 }
 
 export function usage(): string {

@@ -55,3 +55,44 @@ describe('loadConfig', () => {
     expect(parseBytes('x', '2GB')).toBe(2 * 1024 ** 3);
   });
 });
+
+describe('TLS settings', () => {
+  it('are off by default', () => {
+    const config = loadConfig([], {});
+    expect(config.tls).toBeNull();
+    expect(config.clientCertAuth).toBe(false);
+  });
+
+  it('take --cert, --key and --ca together, from flags, the environment or the file', () => {
+    expect(loadConfig(['--cert', 'n1.pem', '--key', 'n1-key.pem', '--ca', 'ca.pem'], {}).tls).toEqual({ certFile: 'n1.pem', keyFile: 'n1-key.pem', caFile: 'ca.pem' });
+    const fromEnv = loadConfig([], { QUORUMKV_CERT: 'a.pem', QUORUMKV_KEY: 'a-key.pem', QUORUMKV_CA: 'ca.pem', QUORUMKV_CLIENT_CERT_AUTH: 'true' });
+    expect(fromEnv.tls).toEqual({ certFile: 'a.pem', keyFile: 'a-key.pem', caFile: 'ca.pem' });
+    expect(fromEnv.clientCertAuth).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-config-'));
+    dirs.push(dir);
+    const file = join(dir, 'node.json');
+    writeFileSync(file, JSON.stringify({ cert: 'f.pem', key: 'f-key.pem', ca: 'ca.pem', 'client-cert-auth': true }));
+    const fromFile = loadConfig(['--config', file], {});
+    expect(fromFile.tls?.certFile).toBe('f.pem');
+    expect(fromFile.clientCertAuth).toBe(true);
+  });
+
+  it('read --client-cert-auth bare, or as =true / =false', () => {
+    const tls = ['--cert', 'c', '--key', 'k', '--ca', 'ca'];
+    expect(loadConfig([...tls, '--client-cert-auth'], {}).clientCertAuth).toBe(true);
+    expect(loadConfig(['--client-cert-auth', ...tls], {}).clientCertAuth).toBe(true);
+    expect(loadConfig([...tls, '--client-cert-auth=false'], {}).clientCertAuth).toBe(false);
+    expect(loadConfig([...tls, '--client-cert-auth', 'false'], {}).clientCertAuth).toBe(false);
+  });
+
+  it.each([
+    [['--cert', 'c.pem'], /--key and --ca missing/],
+    [['--cert', 'c.pem', '--key', 'k.pem'], /TLS needs --cert, --key and --ca together: --ca missing/],
+    [['--ca', 'ca.pem'], /--cert and --key missing/],
+    [['--client-cert-auth'], /--client-cert-auth needs TLS/],
+    [['--cert', 'c', '--key', 'k', '--ca', 'ca', '--client-cert-auth', 'yes'], /--client-cert-auth 'yes' must be true or false/],
+  ])('refuse %j, naming what is missing', (argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+});
