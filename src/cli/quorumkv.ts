@@ -54,6 +54,12 @@ async function serve(argv: string[]): Promise<void> {
       },
     );
   };
+  // SIGHUP re-reads certificates (and other reloadable files) without a restart; a failed reload keeps the old ones.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    logger.info({ signal: 'SIGHUP' }, 'reloading');
+    node.reload();
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

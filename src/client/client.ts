@@ -42,6 +42,7 @@ import {
 } from './operations.ts';
 import { DEFAULT_RETRY_POLICY, withRetries, type CallKind, type RetryPolicy } from './retry.ts';
 import { SessionPool } from './sessions.ts';
+import { tlsCredentials, type ClientTls } from './tls.ts';
 import { text, type Value } from './values.ts';
 import { resumableWatch, type WatchEvent, type WatchOptions } from './watch.ts';
 import type { WireBackupChunk, WireMembers, WireMembershipChange, WireRequest, WireSnapshot, WireStatus, WireTransfer, WireTxnResponse } from './wire.ts';
@@ -53,8 +54,10 @@ export interface QuorumClientOptions {
   readonly timeoutMs?: number;
   /** Deadline of one attempt (default 5 s, at most timeoutMs). */
   readonly attemptTimeoutMs?: number;
-  /** Channel credentials (default: insecure). */
+  /** Channel credentials (default: insecure, or from `tls`). */
   readonly credentials?: grpc.ChannelCredentials;
+  /** TLS to a cluster started with --cert/--key/--ca: its CA, and a client certificate if it wants one. */
+  readonly tls?: ClientTls;
   /** Default consistency of reads (default 'linearizable'). */
   readonly consistency?: Consistency;
   /** Retry bounds: most attempts per call, and the backoff between rounds. */
@@ -154,7 +157,9 @@ export class QuorumClient {
     checkPositive('attemptTimeoutMs', attemptTimeoutMs);
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry, timeoutMs, attemptTimeoutMs };
     checkPositive('retry.maxAttempts', this.policy.maxAttempts);
-    this.endpoints = new Endpoints(options.endpoints, options.credentials ?? grpc.credentials.createInsecure(), { ...CHANNEL_DEFAULTS, ...options.channelOptions });
+    if (options.credentials !== undefined && options.tls !== undefined) throw new RangeError('give credentials or tls, not both');
+    const credentials = options.credentials ?? (options.tls === undefined ? grpc.credentials.createInsecure() : tlsCredentials(options.tls));
+    this.endpoints = new Endpoints(options.endpoints, credentials, { ...CHANNEL_DEFAULTS, ...options.channelOptions });
     this.sessions = new SessionPool(options.clientId);
     this.consistency = options.consistency ?? 'linearizable';
   }

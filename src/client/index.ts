@@ -33,6 +33,8 @@ export type {
   ValueType,
 } from './operations.ts';
 export type { RetryPolicy } from './retry.ts';
+export { tlsCredentials } from './tls.ts';
+export type { ClientTls } from './tls.ts';
 export { strictText, text, toBytes } from './values.ts';
 export type { Value } from './values.ts';
 export type { WatchEvent, WatchEventType, WatchOptions } from './watch.ts';

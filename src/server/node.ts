@@ -25,6 +25,7 @@ import { LeaderChores } from './leader-chores.ts';
 import { Metrics } from './metrics.ts';
 import { createReflectionService, loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
+import { NodeTls } from '../tls/node-tls.ts';
 import { WatchHub } from './watch-hub.ts';
 
 export const CLUSTER_ID_FILE = 'cluster-id';
@@ -36,7 +37,42 @@ export interface RunningNode {
   readonly peerPort: number;
   readonly httpPort: number;
   readonly raft: RaftNode;
+  /** This node's TLS material (null in plaintext). */
+  readonly tls: NodeTls | null;
+  /**
+   * Re-reads what may change without a restart (SIGHUP): the TLS files, and
+   * whatever registers a step in `reloadSteps` (e.g. an auth file). A step
+   * that fails is logged and keeps its old material; the others still run.
+   */
+  reload(): ReloadOutcome[];
   stop(): Promise<void>;
+}
+
+/** One reloadable part: `run` re-reads it (throwing keeps the old), and returns what to log about the new one. */
+export interface ReloadStep {
+  readonly name: string;
+  readonly run: () => Record<string, unknown> | void;
+}
+
+export interface ReloadOutcome {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** Runs every step; each one's failure is logged and reported, never thrown. */
+export function runReloadSteps(steps: readonly ReloadStep[], logger: Logger): ReloadOutcome[] {
+  return steps.map(({ name, run }) => {
+    try {
+      const details = run() ?? {};
+      logger.info({ part: name, ...details }, 'reloaded');
+      return { name, ok: true };
+    } catch (error) {
+      const message = (error as Error).message;
+      logger.error({ part: name, err: message }, 'reload failed: still using the previous one');
+      return { name, ok: false, error: message };
+    }
+  });
 }
 
 /**
@@ -51,7 +87,19 @@ export function bootstrapClusterId(config: Config): string {
 
 export async function startNode(config: Config, logger: Logger): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
-  const clusterId = await resolveClusterId(config, logger);
+  // Before anything else: bad certificate files must stop the start with a clear error, not surface at the first handshake.
+  const tls = config.tls === null ? null : NodeTls.load(config.tls, config.id);
+  const reloadSteps: ReloadStep[] = [];
+  if (tls !== null) {
+    reloadSteps.push({
+      name: 'tls',
+      run: () => {
+        const { serialNumber, validTo } = tls.reload();
+        return { serialNumber, validTo };
+      },
+    });
+  }
+  const clusterId = await resolveClusterId(config, logger, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
   const storage = NodeStorage.open(config.dataDir, { clusterId, nodeId: config.id, create: true });
   const stopping: (() => Promise<void> | void)[] = [() => storage.close()];
   try {
@@ -113,6 +161,9 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       onPeerInfo: (peer, info) => addresses.update(peer, info),
       onUnreachable: (peer) => node.reportUnreachable(peer),
       onSnapshotStatus: (peer, ok) => node.reportSnapshot(peer, ok),
+      ...(tls === null
+        ? {}
+        : { credentials: { server: tls.peerServerCredentials(), client: tls.peerChannelCredentials(), certificateProblem: tls.peerCertificateProblem } }),
       snapshots: {
         open: (meta) => {
           const latest = storage.latestSnapshot;
@@ -165,7 +216,8 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     node.onLeaderChange(() => health.changed());
 
     const protos = loadProtos();
-    const forwarder = new Forwarder(protos);
+    // Forwarded calls go to the leader's client port: TLS like any client's, presenting this node's certificate.
+    const forwarder = new Forwarder(protos, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
     stopping.unshift(() => forwarder.close());
     const kv = new KvService({
       node,
@@ -194,7 +246,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     server.addService(protos.health, health.implementation());
     createReflectionService().addToServer(server);
     const clientPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.clientAddr, grpc.ServerCredentials.createInsecure(), (error, port) =>
+      server.bindAsync(config.clientAddr, tls?.clientPortServerCredentials(config.clientCertAuth) ?? grpc.ServerCredentials.createInsecure(), (error, port) =>
         error === null ? resolve(port) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),
       ),
     );
@@ -234,7 +286,10 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       chores.stop();
       node.stop();
     });
-    logger.info({ clusterId, clientPort, peerPort, httpPort: http.port, dataDir: config.dataDir }, 'node started');
+    logger.info(
+      { clusterId, clientPort, peerPort, httpPort: http.port, dataDir: config.dataDir, tls: tls === null ? false : { serialNumber: tls.material.serialNumber, clientCertAuth: config.clientCertAuth } },
+      'node started',
+    );
 
     let stopped: Promise<void> | null = null;
     return {
@@ -244,6 +299,11 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       peerPort,
       httpPort: http.port,
       raft: node,
+      tls,
+      reload: () => {
+        if (reloadSteps.length === 0) logger.info({}, 'reload: nothing to reload');
+        return runReloadSteps(reloadSteps, logger);
+      },
       stop: () => {
         stopped ??= runAll(stopping);
         return stopped;
@@ -287,7 +347,7 @@ async function bootstrapIfNew(config: Config, storage: NodeStorage, logger: Logg
  * The cluster id is fixed when a data dir is first used: from the bootstrap
  * membership, or asked of the cluster being joined. Later starts read it back.
  */
-async function resolveClusterId(config: Config, logger: Logger): Promise<string> {
+async function resolveClusterId(config: Config, logger: Logger, credentials: grpc.ChannelCredentials): Promise<string> {
   const file = join(config.dataDir, CLUSTER_ID_FILE);
   if (existsSync(file)) {
     const stored = readFileSync(file, 'utf8').trim();
@@ -305,16 +365,16 @@ async function resolveClusterId(config: Config, logger: Logger): Promise<string>
   if (config.join === null) {
     clusterId = bootstrapClusterId(config);
   } else {
-    clusterId = await askClusterId(config.join, logger);
+    clusterId = await askClusterId(config.join, logger, credentials);
     writeFileSync(join(config.dataDir, 'joined'), `${config.join}\n`);
   }
   writeFileSync(file, `${clusterId}\n`);
   return clusterId;
 }
 
-async function askClusterId(joinAddress: string, logger: Logger): Promise<string> {
+async function askClusterId(joinAddress: string, logger: Logger, credentials: grpc.ChannelCredentials): Promise<string> {
   const protos = loadProtos();
-  const client = new protos.clients.cluster(joinAddress, grpc.credentials.createInsecure());
+  const client = new protos.clients.cluster(joinAddress, credentials);
   try {
     for (let attempt = 1; ; attempt++) {
       try {

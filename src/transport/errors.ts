@@ -22,6 +22,15 @@ export class MisdirectedTrafficError extends TransportError {
   readonly code = 'MISDIRECTED';
 }
 
+/**
+ * With TLS: a stream whose caller is not the member it claims to be (no
+ * CA-verified node certificate, or one naming another member). Answered with
+ * UNAUTHENTICATED.
+ */
+export class UnauthenticatedPeerError extends TransportError {
+  readonly code = 'UNAUTHENTICATED_PEER';
+}
+
 /** A PeerTransport used after close(), or started twice. */
 export class TransportStateError extends TransportError {
   readonly code = 'TRANSPORT_STATE';

@@ -27,6 +27,11 @@ export const METADATA_TO = 'quorumkv-to';
 export const METADATA_CLIENT_ADDR = 'quorumkv-client-addr';
 export const METADATA_PEER_ADDR = 'quorumkv-peer-addr';
 
+/** Answers that mean the peer refuses this node's streams (misconfiguration), not that it is down. */
+const REFUSALS = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED, grpc.status.UNAUTHENTICATED]);
+/** A TLS handshake that failed on certificates (as grpc-js reports it in UNAVAILABLE details): a refusal too. */
+const TLS_FAILURE = /certificate|self[- ]signed|dialed member|handshake|alert|SSL/i;
+
 /** What a PeerSender shares with its PeerTransport. */
 export interface SenderContext {
   readonly nodeId: NodeId;
@@ -53,8 +58,10 @@ function approximateBytes(m: Message): number {
   return bytes;
 }
 
-function channelOptions(tuning: TransportTuning): grpc.ChannelOptions {
+function channelOptions(tuning: TransportTuning, peer: NodeId): grpc.ChannelOptions {
   return {
+    // With TLS, the name the server's certificate is checked against: peers are dialed by member id, not host name. Ignored in plaintext.
+    'grpc.ssl_target_name_override': peer,
     // The channel's own reconnect backoff defaults to 1 s .. 120 s; a restarted peer must be reached again within about a second.
     'grpc.initial_reconnect_backoff_ms': tuning.reconnectInitialMs,
     'grpc.max_reconnect_backoff_ms': tuning.reconnectMaxMs,
@@ -91,7 +98,7 @@ export class PeerSender {
     readonly address: string,
     private readonly ctx: SenderContext,
   ) {
-    this.client = new grpc.Client(address, ctx.credentials, channelOptions(ctx.tuning));
+    this.client = new grpc.Client(address, ctx.credentials, channelOptions(ctx.tuning, id));
     this.backoffMs = ctx.tuning.reconnectInitialMs;
   }
 
@@ -250,7 +257,7 @@ export class PeerSender {
     const failure = err === null ? 'the peer ended the stream' : `${grpc.status[err.code] ?? err.code}: ${err.details}`;
     if (failure !== this.lastFailure) {
       // A refusal is a configuration problem a person must fix; a peer being down is routine.
-      const refused = err !== null && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.INVALID_ARGUMENT || err.code === grpc.status.UNIMPLEMENTED);
+      const refused = err !== null && (REFUSALS.has(err.code) || TLS_FAILURE.test(err.details));
       const fields = { peer: this.id, address: this.address, reason: failure };
       if (refused) this.ctx.logger.error(fields, 'peer refused the Raft stream');
       else this.ctx.logger.warn(fields, 'peer unreachable');

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Message, NodeId } from '../raft/index.ts';
 import { decodeBatch, decodeSnapshotChunk, encodeSnapshotAck, SEND_ACK } from './codec.ts';
 import type { SnapshotChunk } from './codec.ts';
-import { MalformedMessageError, MisdirectedTrafficError, TransportStateError } from './errors.ts';
+import { MalformedMessageError, MisdirectedTrafficError, TransportStateError, UnauthenticatedPeerError } from './errors.ts';
 import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_PEER_ADDR, METADATA_FROM, METADATA_TO, PeerSender } from './peer-sender.ts';
 import type { SenderContext } from './peer-sender.ts';
 import { RAFT_SERVICE } from './service.ts';
@@ -26,6 +26,7 @@ type Respond = grpc.sendUnaryData<Buffer>;
 function statusOf(err: unknown): { code: grpc.status; details: string } {
   if (err instanceof MisdirectedTrafficError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   if (err instanceof MalformedMessageError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof UnauthenticatedPeerError) return { code: grpc.status.UNAUTHENTICATED, details: err.message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: grpc.status.INTERNAL, details: `snapshot not taken: ${message}` };
 }
@@ -244,6 +245,30 @@ export class PeerTransport {
     return null;
   }
 
+  /**
+   * With TLS, the member the caller proved to be with its CA-verified
+   * certificate, which must be the one the stream claims to come from; every
+   * `from` on the stream is then checked against it (checkSender). Null in
+   * plaintext: there is nothing to check. Throws UnauthenticatedPeerError.
+   */
+  private authenticatedSender(call: ServerStream, claimedFrom: string | undefined): NodeId | null {
+    const credentials = this.options.credentials;
+    if (credentials === undefined) return null;
+    if (claimedFrom === undefined || claimedFrom === '') {
+      throw new UnauthenticatedPeerError(`a peer stream must say which member it comes from (${METADATA_FROM} metadata); refused by member '${this.nodeId}'`);
+    }
+    const problem = credentials.certificateProblem(call.getAuthContext().sslPeerCertificate, claimedFrom);
+    if (problem !== null) throw new UnauthenticatedPeerError(`member '${this.nodeId}' refuses a stream claiming to come from member '${claimedFrom}': ${problem}`);
+    return claimedFrom;
+  }
+
+  /** Every message on an authenticated stream must come from the member its certificate names. */
+  private checkSender(authenticated: NodeId | null, from: NodeId): void {
+    if (authenticated !== null && from !== authenticated) {
+      throw new UnauthenticatedPeerError(`member '${authenticated}' (by its certificate) sent a message as '${from}'; refused by member '${this.nodeId}'`);
+    }
+  }
+
   private refuse(call: ServerStream, respond: Respond, err: unknown): void {
     this.stats.refused++;
     const status = statusOf(err);
@@ -258,9 +283,16 @@ export class PeerTransport {
       this.refuse(call, respond, misdirected);
       return;
     }
+    const from = metadataValue(metadata, METADATA_FROM);
+    let sender: NodeId | null;
+    try {
+      sender = this.authenticatedSender(call, from);
+    } catch (err) {
+      this.refuse(call, respond, err);
+      return;
+    }
     const clientAddr = metadataValue(metadata, METADATA_CLIENT_ADDR) ?? '';
     const peerAddr = metadataValue(metadata, METADATA_PEER_ADDR) ?? '';
-    const from = metadataValue(metadata, METADATA_FROM);
     if ((clientAddr !== '' || peerAddr !== '') && from !== undefined) this.options.onPeerInfo?.(from, { clientAddr, peerAddr });
     // Response headers now tell the sender the stream was accepted (it resets its reconnect backoff on them).
     call.sendMetadata(new grpc.Metadata());
@@ -272,6 +304,8 @@ export class PeerTransport {
         batch = decodeBatch(bytes);
         const problem = this.misdirection(batch.clusterId, batch.from, batch.to);
         if (problem !== null) throw problem;
+        this.checkSender(sender, batch.from);
+        for (const m of batch.messages) this.checkSender(sender, m.from);
       } catch (err) {
         answered = true;
         this.refuse(call, respond, err);
@@ -308,11 +342,18 @@ export class PeerTransport {
       this.refuse(call, respond, misdirected);
       return;
     }
+    let sender: NodeId | null;
+    try {
+      sender = this.authenticatedSender(call, metadataValue(call.metadata, METADATA_FROM));
+    } catch (err) {
+      this.refuse(call, respond, err);
+      return;
+    }
     call.on('error', () => {
       // Surfaces through the chunk iterator; the listener keeps it from being an unhandled 'error'.
     });
     this.track(
-      this.receiveSnapshot(call).then(
+      this.receiveSnapshot(call, sender).then(
         (sizeBytes) => respond(null, encodeSnapshotAck(sizeBytes)),
         (err: unknown) => {
           if (call.cancelled) return;
@@ -323,7 +364,7 @@ export class PeerTransport {
   }
 
   /** Reads an InstallSnapshot stream into SnapshotStore.receive, then delivers the message; resolves with the bytes stored. */
-  private async receiveSnapshot(call: ServerStream): Promise<number> {
+  private async receiveSnapshot(call: ServerStream, sender: NodeId | null): Promise<number> {
     const stream: AsyncIterator<Buffer> = call[Symbol.asyncIterator]();
     const next = async (): Promise<SnapshotChunk | null> => {
       const result = await stream.next();
@@ -335,6 +376,7 @@ export class PeerTransport {
     const { message, clusterId } = first.header;
     const problem = this.misdirection(clusterId, message.from, message.to);
     if (problem !== null) throw problem;
+    this.checkSender(sender, message.from);
 
     let received = 0;
     let complete = false;

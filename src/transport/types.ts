@@ -1,4 +1,5 @@
 /** The transport's vocabulary: what a PeerTransport is built from and what it reports. */
+import type { PeerCertificate } from 'node:tls';
 import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import type { Message, NodeId, SnapshotMeta } from '../raft/index.ts';
 
@@ -85,8 +86,19 @@ export interface PeerTransportOptions {
   readonly onPeerInfo?: (peer: NodeId, info: { readonly clientAddr: string; readonly peerAddr: string }) => void;
   /** A snapshot send to `peer` ended: ok once the peer stored the file and took the message. */
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
-  /** TLS for the peer port; plaintext when absent. */
-  readonly credentials?: { readonly server: ServerCredentials; readonly client: ChannelCredentials };
+  /**
+   * Mutual TLS for the peer port; plaintext when absent. `client` must check
+   * that the server's certificate names the member dialed: the transport sets
+   * each channel's TLS target name ('grpc.ssl_target_name_override') to the
+   * member id. With credentials, a stream is accepted only when its caller's
+   * CA-verified certificate proves it is the member it claims to be.
+   */
+  readonly credentials?: {
+    readonly server: ServerCredentials;
+    readonly client: ChannelCredentials;
+    /** Why `certificate` (the caller's; undefined unless it chained to the CA) does not prove member `claimedId`; null when it does. */
+    readonly certificateProblem: (certificate: PeerCertificate | undefined, claimedId: NodeId) => string | null;
+  };
   readonly tuning?: Partial<TransportTuning>;
 }
 

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../../src/proto/loader.ts';
+import { certFileNames } from '../../src/tls/certs.ts';
+import { TestCerts } from './test-certs.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'quorumkv.js');
@@ -55,10 +57,13 @@ export class NodeClient {
   private readonly kv: grpc.Client;
   private readonly cluster: grpc.Client;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {
     const protos = loadProtos();
-    this.kv = new protos.clients.kv(address, grpc.credentials.createInsecure());
-    this.cluster = new protos.clients.cluster(address, grpc.credentials.createInsecure());
+    this.kv = new protos.clients.kv(address, credentials);
+    this.cluster = new protos.clients.cluster(address, credentials);
   }
 
   call(method: string, request: object = {}, timeoutMs = 5000): Promise<Reply> {
@@ -100,7 +105,16 @@ export interface ClusterOptions {
   readonly size: number;
   /** Extra `serve` flags for every node. */
   readonly flags?: readonly string[];
+  /**
+   * TLS everywhere: a CA and node certificates made in the cluster's temp dir
+   * (see `certs`), --cert/--key/--ca on every node, and client(id) speaking
+   * TLS while presenting user CLIENT_USER's client certificate.
+   */
+  readonly tls?: boolean;
 }
+
+/** The user whose client certificate the harness's own clients present in a TLS cluster. */
+export const CLIENT_USER = 'admin';
 
 export class TestCluster {
   readonly specs: NodeSpec[] = [];
@@ -109,7 +123,11 @@ export class TestCluster {
   private readonly launched: RunningProcess[] = [];
   private readonly clients = new Map<string, NodeClient>();
   private readonly root: string;
-  private initialCluster = '';
+  /** The --initial-cluster every node was started with. */
+  initialCluster = '';
+  /** The cluster's CA and certificates when started with `tls`, else null. */
+  certs: TestCerts | null = null;
+  private clientCredentials: grpc.ChannelCredentials = grpc.credentials.createInsecure();
 
   private constructor(private readonly flags: readonly string[]) {
     this.root = mkdtempSync(join(tmpdir(), 'quorumkv-test-'));
@@ -118,6 +136,10 @@ export class TestCluster {
   static async start(options: ClusterOptions): Promise<TestCluster> {
     const cluster = new TestCluster(options.flags ?? []);
     try {
+      if (options.tls === true) {
+        cluster.certs = await TestCerts.create(join(cluster.root, 'certs'));
+        cluster.clientCredentials = await cluster.certs.credentials(CLIENT_USER);
+      }
       for (let i = 1; i <= options.size; i++) cluster.specs.push(await cluster.newSpec(`n${i}`));
       cluster.initialCluster = cluster.specs.map((s) => `${s.id}=127.0.0.1:${s.peerPort}`).join(',');
       for (const spec of cluster.specs) cluster.launch(spec, ['--initial-cluster', cluster.initialCluster]);
@@ -130,6 +152,7 @@ export class TestCluster {
   }
 
   async newSpec(id: string): Promise<NodeSpec> {
+    await this.certs?.node(id);
     return { id, clientPort: await freePort(), peerPort: await freePort(), httpPort: await freePort(), dataDir: join(this.root, id) };
   }
 
@@ -146,6 +169,7 @@ export class TestCluster {
         '--peer-addr', `127.0.0.1:${spec.peerPort}`,
         '--http-addr', `127.0.0.1:${spec.httpPort}`,
         '--log-level', 'warn',
+        ...this.tlsFlags(spec.id),
         ...this.flags,
         ...extraFlags,
       ],
@@ -164,6 +188,13 @@ export class TestCluster {
     return running;
   }
 
+  /** --cert/--key/--ca of member `id` (its certificate was issued by newSpec); none without TLS. */
+  tlsFlags(id: string): string[] {
+    if (this.certs === null) return [];
+    const files = certFileNames(this.certs.dir, id);
+    return ['--cert', files.certFile, '--key', files.keyFile, '--ca', this.certs.caFile];
+  }
+
   spec(id: string): NodeSpec {
     const spec = this.specs.find((s) => s.id === id);
     if (spec === undefined) throw new Error(`no node ${id}`);
@@ -173,7 +204,7 @@ export class TestCluster {
   client(id: string): NodeClient {
     let client = this.clients.get(id);
     if (client === undefined) {
-      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`);
+      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`, this.clientCredentials);
       this.clients.set(id, client);
     }
     return client;
