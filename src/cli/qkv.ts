@@ -1,6 +1,9 @@
 /** The qkv command: `qkv [options] COMMAND ARGS` or, with no command, a REPL. See qkv-main.ts. */
 import * as os from 'node:os';
 import { main } from './qkv-main.ts';
+import { silenceIpServerNameWarning } from './tls-warnings.ts';
+
+silenceIpServerNameWarning();
 
 process.exitCode = await main({
   argv: process.argv.slice(2),

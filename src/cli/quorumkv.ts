@@ -1,6 +1,7 @@
 /**
  * quorumkv serve — run one node.
  * quorumkv dev   — a local three-node cluster on loopback, for trying things out.
+ * quorumkv certs — a CA and node/client certificates for a dev or docker-compose cluster.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,11 +13,51 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, usage } from '../config/config.ts';
 import { createLogger } from './logger.ts';
 import { startNode } from '../server/node.ts';
+import { CertsError, makeCerts } from '../tls/certs.ts';
+import { silenceIpServerNameWarning } from './tls-warnings.ts';
 
 const HELP = `usage:
   quorumkv serve [flags]            run one node (quorumkv serve --help lists the flags)
-  quorumkv dev [--nodes 3] [--data-dir ./data]
-                                    a local cluster on 127.0.0.1: client ports 7001.., peer 7101.., http 7201..`;
+  quorumkv dev [--nodes 3] [--data-dir ./data] [--tls]
+                                    a local cluster on 127.0.0.1: client ports 7001.., peer 7101.., http 7201..;
+                                    --tls makes certificates in DATA-DIR/certs and runs every port with TLS
+  quorumkv certs [--out ./certs] [--nodes n1,n2,n3] [--clients admin,...] [--hosts HOST,...] [--days 825] [--new-ca]
+                                    a CA (reused if --out has one) and certificates: ID.pem/ID-key.pem per node
+                                    (CN=ID, OU=node, SANs localhost, 127.0.0.1, ID and --hosts), NAME.pem per client (OU=client)`;
+
+const CERTS_OPTIONS = {
+  out: { type: 'string', default: './certs' },
+  nodes: { type: 'string', default: 'n1,n2,n3' },
+  clients: { type: 'string', default: '' },
+  hosts: { type: 'string', default: '' },
+  days: { type: 'string', default: '825' },
+  'new-ca': { type: 'boolean', default: false },
+} as const;
+
+function list(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+async function certs(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: CERTS_OPTIONS, strict: true }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n${HELP}`);
+  }
+  const days = Number(values.days);
+  try {
+    const result = await makeCerts({ outDir: values.out, nodes: list(values.nodes), clients: list(values.clients), hosts: list(values.hosts), days, newCa: values['new-ca'] });
+    console.log(`${result.caCreated ? 'made a new CA' : 'signed with the existing CA'}: ${result.caFile} (key ${result.caKeyFile}, keep it private)`);
+    for (const [id, files] of result.nodes) console.log(`node ${id}: ${files.certFile} ${files.keyFile}`);
+    for (const [name, files] of result.clients) console.log(`client ${name}: ${files.certFile} ${files.keyFile}`);
+  } catch (error) {
+    fail(error instanceof CertsError ? error.message : String(error));
+  }
+}
 
 async function serve(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -66,11 +107,24 @@ async function serve(argv: string[]): Promise<void> {
 
 /** Runs `--nodes` serve processes with pretty, prefixed logs, and stops them all on Ctrl-C. */
 async function dev(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { nodes: { type: 'string', default: '3' }, 'data-dir': { type: 'string', default: './data' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { nodes: { type: 'string', default: '3' }, 'data-dir': { type: 'string', default: './data' }, tls: { type: 'boolean', default: false } },
+  });
   const count = Number(values.nodes);
   if (!Number.isInteger(count) || count < 1 || count > 7) fail('--nodes must be from 1 to 7');
   const dataDir = resolve(values['data-dir']);
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const certsDir = join(dataDir, 'certs');
+  if (values.tls) {
+    try {
+      await makeCerts({ outDir: certsDir, nodes: ids, clients: ['admin'] });
+    } catch (error) {
+      fail(error instanceof CertsError ? error.message : String(error));
+    }
+  }
+  const tlsFlags = (id: string): string[] =>
+    values.tls ? ['--cert', join(certsDir, `${id}.pem`), '--key', join(certsDir, `${id}-key.pem`), '--ca', join(certsDir, 'ca.pem')] : [];
   const initialCluster = ids.map((id, i) => `${id}=127.0.0.1:${7101 + i}`).join(',');
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'quorumkv.js');
   const children: ChildProcess[] = [];
@@ -90,6 +144,7 @@ async function dev(argv: string[]): Promise<void> {
         '--http-addr', `127.0.0.1:${7201 + i}`,
         '--initial-cluster', initialCluster,
         '--log-format', 'pretty',
+        ...tlsFlags(id),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -104,7 +159,21 @@ async function dev(argv: string[]): Promise<void> {
     children.push(child);
   });
   const endpoints = ids.map((_, i) => `127.0.0.1:${7001 + i}`).join(',');
+  const ca = join(certsDir, 'ca.pem');
   setTimeout(() => {
+    if (values.tls) {
+      console.log(`
+quorumkv dev cluster with TLS: ${count} node(s), data under ${dataDir}, certificates in ${certsDir}
+  status page:  http://127.0.0.1:7201/ (plain HTTP)
+  try:
+    npx qkv --cacert ${ca} --endpoints ${endpoints} set greeting hello
+    npx qkv --cacert ${ca} --cert ${join(certsDir, 'admin.pem')} --key ${join(certsDir, 'admin-key.pem')} get greeting
+    grpcurl -cacert ${ca} 127.0.0.1:7001 list
+    grpcurl -cacert ${ca} -d '{"key":"greeting"}' 127.0.0.1:7002 quorumkv.v1.KV/Get
+  Ctrl-C stops the cluster (data is kept; delete ${dataDir} to start afresh).
+`);
+      return;
+    }
     console.log(`
 quorumkv dev cluster: ${count} node(s), data under ${dataDir}
   status page:  http://127.0.0.1:7201/
@@ -139,6 +208,7 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+silenceIpServerNameWarning();
 const [command, ...rest] = process.argv.slice(2);
 switch (command) {
   case 'serve':
@@ -146,6 +216,9 @@ switch (command) {
     break;
   case 'dev':
     await dev(rest);
+    break;
+  case 'certs':
+    await certs(rest);
     break;
   case undefined:
   case 'help':

@@ -29,7 +29,7 @@ export const METADATA_PEER_ADDR = 'quorumkv-peer-addr';
 
 /** Answers that mean the peer refuses this node's streams (misconfiguration), not that it is down. */
 const REFUSALS = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED, grpc.status.UNAUTHENTICATED]);
-/** A TLS handshake that failed on certificates (as grpc-js reports it in UNAVAILABLE details): a refusal too. */
+/** A TLS handshake that failed on certificates (grpc-js reports it as UNAVAILABLE with the TLS error in the details). */
 const TLS_FAILURE = /certificate|self[- ]signed|dialed member|handshake|alert|SSL/i;
 
 /** What a PeerSender shares with its PeerTransport. */
@@ -257,10 +257,11 @@ export class PeerSender {
     const failure = err === null ? 'the peer ended the stream' : `${grpc.status[err.code] ?? err.code}: ${err.details}`;
     if (failure !== this.lastFailure) {
       // A refusal is a configuration problem a person must fix; a peer being down is routine.
-      const refused = err !== null && (REFUSALS.has(err.code) || TLS_FAILURE.test(err.details));
       const fields = { peer: this.id, address: this.address, reason: failure };
-      if (refused) this.ctx.logger.error(fields, 'peer refused the Raft stream');
-      else this.ctx.logger.warn(fields, 'peer unreachable');
+      if (err !== null && REFUSALS.has(err.code)) this.ctx.logger.error(fields, 'peer refused the Raft stream');
+      else if (err !== null && TLS_FAILURE.test(err.details)) {
+        this.ctx.logger.error(fields, 'TLS handshake with peer failed: both need certificates from the same CA, each naming its member (CN = member id, OU = node)');
+      } else this.ctx.logger.warn(fields, 'peer unreachable');
       this.lastFailure = failure;
     }
     // Whatever was still buffered in the stream is lost with it.
