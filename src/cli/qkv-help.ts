@@ -1,7 +1,8 @@
 /** Help text, written from the command table. */
 import { COMMAND_GROUPS, COMMANDS, lookup, usageOf, type Command, type Group } from './qkv-commands.ts';
 
-export const GLOBAL_USAGE = 'usage: qkv [--endpoints HOST:PORT,...] [--json] [--timeout MS] [--serializable] [--yes] [COMMAND [ARG ...]]';
+export const GLOBAL_USAGE =
+  'usage: qkv [--endpoints HOST:PORT,...] [--cacert FILE [--cert FILE --key FILE]] [--json] [--timeout MS] [--serializable] [--yes] [COMMAND [ARG ...]]';
 
 const GROUP_TITLES: Readonly<Record<Group, string>> = {
   keys: 'Keys',
@@ -16,6 +17,8 @@ const USAGE_WIDTH = 36;
 
 const OPTIONS = [
   '  --endpoints HOST:PORT,...  nodes to talk to (default: $QUORUMKV_ENDPOINTS, else 127.0.0.1:7001)',
+  '  --cacert FILE              TLS: the CA the nodes\' certificates chain to (default: $QKV_CACERT)',
+  '  --cert FILE --key FILE     TLS: a client certificate and its key (default: $QKV_CERT, $QKV_KEY)',
   '  --json                     one JSON document per result; values as {"utf8": ...} or {"base64": ...}',
   '  --timeout MS               deadline of each command, retries included (default 10000)',
   '  --serializable             serve reads from the node asked (faster, possibly stale)',

@@ -52,7 +52,19 @@ export async function main(io: QkvIo): Promise<number> {
     }
   }
 
-  const client = new QuorumClient({ endpoints: options.endpoints, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+  let client: QuorumClient;
+  try {
+    client = new QuorumClient({
+      endpoints: options.endpoints,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.tls === null ? {} : { tls: options.tls }),
+    });
+  } catch (error) {
+    // An unreadable --cacert/--cert/--key file.
+    if (!(error instanceof RangeError)) throw error;
+    err(`(error) ${error.message}`);
+    return EXIT_USAGE;
+  }
   const consistency = options.serializable ? 'serializable' : 'linearizable';
   try {
     if (first === undefined) {

@@ -10,17 +10,26 @@ export interface GlobalOptions {
   readonly serializable: boolean;
   readonly yes: boolean;
   readonly help: boolean;
+  /** TLS to the cluster: the CA file, and a client certificate and key (files) if given; null: plaintext. */
+  readonly tls: { readonly ca: string; readonly cert?: string; readonly key?: string } | null;
   /** The command and its arguments (empty: start the REPL). */
   readonly command: string[];
 }
 
-const VALUED = new Set(['--endpoints', '--timeout']);
+const VALUED = new Set(['--endpoints', '--timeout', '--cacert', '--cert', '--key']);
+/** The TLS options and the variables that stand in for them. */
+const TLS_ENV: Readonly<Record<string, string>> = { '--cacert': 'QKV_CACERT', '--cert': 'QKV_CERT', '--key': 'QKV_KEY' };
 const FLAGS = new Set(['--json', '--serializable', '--yes', '--help', '-h']);
 
 export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): GlobalOptions {
   let endpoints = env['QUORUMKV_ENDPOINTS'] ?? '';
   let timeoutMs: number | undefined;
   const flags = new Set<string>();
+  const tlsFiles = new Map<string, string>();
+  for (const [flag, variable] of Object.entries(TLS_ENV)) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') tlsFiles.set(flag, value);
+  }
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? '';
@@ -41,6 +50,8 @@ export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record
     if (value === undefined) throw new UsageError(`${name} needs a value`);
     if (name === '--endpoints') {
       endpoints = value;
+    } else if (name in TLS_ENV) {
+      tlsFiles.set(name, value);
     } else {
       const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
       if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--timeout must be a positive number of milliseconds (got '${value}')`);
@@ -54,6 +65,7 @@ export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record
   for (const e of list) if (!/^[^\s]+:\d+$/.test(e)) throw new UsageError(`endpoint '${e}' is not HOST:PORT`);
   return {
     endpoints: list.length === 0 ? [DEFAULT_ENDPOINT] : list,
+    tls: tlsOptions(tlsFiles),
     json: flags.has('--json'),
     timeoutMs,
     serializable: flags.has('--serializable'),
@@ -61,4 +73,16 @@ export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record
     help: flags.has('--help'),
     command: argv.slice(i),
   };
+}
+
+function tlsOptions(files: ReadonlyMap<string, string>): GlobalOptions['tls'] {
+  const ca = files.get('--cacert');
+  const cert = files.get('--cert');
+  const key = files.get('--key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError(`--cert and --key go together (${cert === undefined ? '--cert' : '--key'} is missing)`);
+  if (ca === undefined) {
+    if (cert !== undefined) throw new UsageError('--cert needs --cacert: a client certificate is only sent over TLS');
+    return null;
+  }
+  return { ca, ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
 }

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/qkv-main.ts';
 import { QuorumClient } from '../../src/client/index.ts';
 import { NodeTls } from '../../src/tls/node-tls.ts';
 import { SEND_PATH, passBuffer } from '../../src/transport/service.ts';
@@ -122,6 +124,32 @@ describe('a TLS cluster', () => {
     }
   });
 
+  it('serves qkv with --cacert (or QKV_CACERT), one-shot, cluster commands and the REPL', async () => {
+    const endpoints = ['--endpoints', `127.0.0.1:${cluster.spec('n2').clientPort}`];
+    const admin = await certs.client('admin');
+    const run = async (argv: string[], env: Record<string, string> = {}, input?: string) => {
+      const stdin = new PassThrough();
+      if (input !== undefined) stdin.end(input);
+      let stdout = '';
+      let stderr = '';
+      const out = new PassThrough().on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const err = new PassThrough().on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await main({ argv, env: { QKV_HISTORY_FILE: join(certs.dir, 'history'), ...env }, stdin, stdout: out, stderr: err, interactive: false, homeDir: certs.dir });
+      return { code, stdout, stderr };
+    };
+    expect(await run([...endpoints, '--cacert', certs.caFile, 'set', 'cli', 'over tls'])).toEqual({ code: 0, stdout: 'OK\n', stderr: '' });
+    expect(await run([...endpoints, 'get', 'cli'], { QKV_CACERT: certs.caFile, QKV_CERT: admin.certFile, QKV_KEY: admin.keyFile })).toEqual({ code: 0, stdout: 'over tls\n', stderr: '' });
+    const members = await run([...endpoints, '--cacert', certs.caFile, 'cluster', 'members']);
+    expect(members.code, members.stderr).toBe(0);
+    expect(members.stdout).toMatch(/n1[\s\S]*n2[\s\S]*n3/);
+    const repl = await run([...endpoints, '--cacert', certs.caFile], {}, 'get cli\n');
+    expect(repl.stdout).toContain('over tls');
+    // Without the CA the same command cannot connect.
+    const plaintext = await run([...endpoints, '--timeout', '1500', 'get', 'cli']);
+    expect(plaintext.code).toBe(1);
+    expect(plaintext.stderr).toMatch(/^\(error\) (UNAVAILABLE|DEADLINE_EXCEEDED)/);
+  });
+
   it('answers server reflection over TLS to a client with only the CA (what grpcurl -cacert uses)', async () => {
     const require = createRequire(import.meta.url);
     const protoDir = join(require.resolve('@grpc/reflection'), '..', '..', 'proto');
@@ -228,4 +256,32 @@ describe('a TLS cluster', () => {
     expect(await cluster.waitForLeader(5_000, ['n1', 'n2'])).toBe(leader);
     expect((await cluster.client(leader).call('Status'))['term']).toBe(termBefore);
   }, 60_000);
+});
+
+describe('a TLS node with --client-cert-auth', () => {
+  let cluster: TestCluster;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ size: 1, tls: true, flags: ['--client-cert-auth'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('serves a client presenting a certificate from its CA, and refuses one with only the CA', async () => {
+    const certs = cluster.certs as TestCerts;
+    // The harness's own client presents user admin's certificate.
+    expect((await cluster.client('n1').call('Set', { key: 'k', value: bytes('v') }))['applied']).toBe(true);
+    const caOnly = new NodeClient(`127.0.0.1:${cluster.spec('n1').clientPort}`, await certs.credentials(null));
+    try {
+      const error = await caOnly.call('Get', { key: 'k' }, 2000).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect((error as GrpcError).code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      caOnly.close();
+    }
+  });
 });

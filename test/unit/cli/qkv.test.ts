@@ -184,6 +184,23 @@ describe('one-shot', () => {
   });
 });
 
+describe('TLS options', () => {
+  it.each([
+    [['--cert', 'c.pem', 'size'], '--cert and --key go together (--key is missing)'],
+    [['--cert', 'c.pem', '--key', 'k.pem', 'size'], '--cert needs --cacert: a client certificate is only sent over TLS'],
+  ])('%j is a usage error', async (argv, message) => {
+    const run = await qkv(argv);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`(error) ${message}\n`);
+  });
+
+  it('names a CA file it cannot read', async () => {
+    const run = await qkv(['size'], { env: { QKV_CACERT: path.join(dir, 'missing-ca.pem') } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^\(error\) cannot read tls.ca .*missing-ca.pem: ENOENT/);
+  });
+});
+
 describe('REPL', () => {
   it('runs lines until quit; quoting like redis-cli; errors do not end the session', async () => {
     const node = await server();
