@@ -35,7 +35,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { FLAGS, envName, loadConfig } from '../../src/config/config.ts';
 import type { Config } from '../../src/config/config.ts';
+import { tlsCredentials } from '../../src/client/index.ts';
 import { loadProtos } from '../../src/proto/loader.ts';
+import { makeCerts } from '../../src/tls/certs.ts';
 import {
   REPO_ROOT,
   blockPorts,
@@ -53,6 +55,8 @@ import type { ComposeService, Env, ImageConfig, RenderedCompose } from '../suppo
 const execFileAsync = promisify(execFile);
 
 const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
+/** The tls profile's services: the same members (ids n1, n2, n3) with TLS. */
+const TLS_NAMES = ['tls-n1', 'tls-n2', 'tls-n3'] as const;
 const KNOWN_ENV = new Set(FLAGS.map(({ flag }) => envName(flag)));
 const COMPOSE_MISSING =
   'docker-compose is not installed. .ci/run installs it (apt-get install -y docker-compose, Debian bookworm ships 1.29.2); ' +
@@ -98,7 +102,8 @@ describe('docker-compose.yml', () => {
 
   it('renders for containers: service names as hosts, one /data volume each, client ports on the host loopback', () => {
     const rendered = renderCompose({});
-    expect([...rendered.services.keys()].sort()).toEqual([...NODE_NAMES]);
+    const byDefault = [...rendered.services.values()].filter((service) => service.profiles.length === 0).map((service) => service.name);
+    expect(byDefault.sort()).toEqual([...NODE_NAMES]);
     const clusters = new Set<string>();
     NODE_NAMES.forEach((name, i) => {
       const service = rendered.services.get(name) as ComposeService;
@@ -118,10 +123,39 @@ describe('docker-compose.yml', () => {
       expect(service.restart).toBe('unless-stopped');
     });
     expect(clusters.size, 'the same QUORUMKV_INITIAL_CLUSTER on every node').toBe(1);
-    expect([...rendered.volumes].sort()).toEqual(NODE_NAMES.map((name) => `${name}-data`));
+    expect([...rendered.volumes].sort()).toEqual([...NODE_NAMES, ...TLS_NAMES].map((name) => `${name}-data`).sort());
   });
 
-  describe('its three services run as processes on loopback', () => {
+  it('has a tls profile: the same members with TLS from ./certs (read-only), their own ports, volumes and network', () => {
+    const rendered = renderCompose({});
+    const tlsServices = [...rendered.services.values()].filter((service) => service.profiles.includes('tls')).map((service) => service.name);
+    expect(tlsServices.sort()).toEqual([...TLS_NAMES]);
+    const clusters = new Set<string>();
+    TLS_NAMES.forEach((name, i) => {
+      const id = NODE_NAMES[i] as string;
+      const service = rendered.services.get(name) as ComposeService;
+      expect(service.profiles).toEqual(['tls']);
+      expectKnownVariables(service.environment, `services.${name}.environment`);
+      const config = loadServeConfig(containerArgv(image, service.command), { ...image.env, ...service.environment });
+      expect(config.id).toBe(id);
+      expect(config.tls).toEqual({ certFile: `/certs/${id}.pem`, keyFile: `/certs/${id}-key.pem`, caFile: '/certs/ca.pem' });
+      expect(config.clientAddr).toBe(`0.0.0.0:800${i + 1}`);
+      // Dialed by the names in the certificates (aliases on the tls network).
+      expect(config.advertiseClientAddr).toBe(`${id}:800${i + 1}`);
+      expect(config.advertisePeerAddr).toBe(`${id}:810${i + 1}`);
+      expect(config.initialCluster.get(id)).toBe(config.advertisePeerAddr);
+      clusters.add(JSON.stringify([...config.initialCluster]));
+      expect(service.volumes.map(volumeMount)).toEqual([`${name}-data:/data`, `${path.join(REPO_ROOT, 'certs')}:/certs:ro`]);
+      expect(service.ports.map(publishedPort)).toEqual([`127.0.0.1:800${i + 1}:800${i + 1}`]);
+      expect(service.healthcheck).toEqual(image.healthcheck);
+    });
+    expect(clusters.size, 'the same QUORUMKV_INITIAL_CLUSTER on every tls node').toBe(1);
+  });
+
+  describe.each([
+    { profile: 'default', services: NODE_NAMES, blockVariable: 'QKV_PORT_BLOCK' },
+    { profile: 'tls', services: TLS_NAMES, blockVariable: 'QKV_TLS_PORT_BLOCK' },
+  ] as const)('its $profile profile\'s three services run as processes on loopback', ({ profile, services: SERVICE_NAMES, blockVariable }) => {
     let protos: ReturnType<typeof loadProtos>;
     let root = '';
     let block = 0;
@@ -136,11 +170,15 @@ describe('docker-compose.yml', () => {
       protos = loadProtos();
       root = fs.mkdtempSync(path.join(os.tmpdir(), 'qkv-compose-'));
       block = await findFreePortBlock();
+      const certsDir = path.join(root, 'certs');
+      // What the compose file's comment says to run first (SANs include 127.0.0.1, which the loopback run dials).
+      if (profile === 'tls') await makeCerts({ outDir: certsDir, nodes: [...NODE_NAMES], clients: ['admin'] });
       rendered = renderCompose({
         QKV_LISTEN_HOST: '127.0.0.1',
         QKV_ADVERTISE_HOST: '127.0.0.1',
-        QKV_PORT_BLOCK: String(block),
+        [blockVariable]: String(block),
         QKV_DATA_ROOT: root,
+        QKV_CERTS_DIR: certsDir,
       });
       // A worker that dies without running afterAll must not leave nodes behind.
       process.on('exit', killAll);
@@ -156,20 +194,20 @@ describe('docker-compose.yml', () => {
 
     it('renders for one host: loopback only, ports in one free block, a data directory each', () => {
       const ports: number[] = [];
-      for (const name of NODE_NAMES) {
+      for (const name of SERVICE_NAMES) {
         const service = rendered.services.get(name) as ComposeService;
         const config = loadServeConfig(containerArgv(image, service.command), { ...image.env, ...service.environment });
         for (const address of [config.clientAddr, config.peerAddr, config.httpAddr, config.advertiseClientAddr, config.advertisePeerAddr]) {
           expect(address.startsWith('127.0.0.1:'), address).toBe(true);
         }
         ports.push(portOf(config.clientAddr), portOf(config.peerAddr), portOf(config.httpAddr));
-        expect(config.dataDir).toBe(path.join(root, name));
+        expect(config.dataDir).toBe(path.join(root, config.id));
       }
       expect(ports.sort()).toEqual(blockPorts(block).sort());
     });
 
     it('elect a leader, replicate a write, report healthy and exit 0 on SIGTERM', async () => {
-      for (const name of NODE_NAMES) {
+      for (const name of SERVICE_NAMES) {
         const service = rendered.services.get(name) as ComposeService;
         nodes.push(startNode(name, containerArgv(image, service.command), { ...image.env, ...service.environment }, protos));
       }
@@ -200,7 +238,7 @@ describe('docker-compose.yml', () => {
       }
 
       // The compose health check, exactly as the service declares it.
-      for (const name of NODE_NAMES) {
+      for (const name of SERVICE_NAMES) {
         const service = rendered.services.get(name) as ComposeService;
         const check = service.healthcheck as readonly string[];
         expect(check[0]).toBe('node');
@@ -208,7 +246,7 @@ describe('docker-compose.yml', () => {
       }
 
       // Written through one follower, read through the other (both forward to the leader).
-      const [writer, reader] = nodes.filter((node) => node.name !== leader) as [RunningNode, RunningNode];
+      const [writer, reader] = nodes.filter((node) => node.id !== leader) as [RunningNode, RunningNode];
       const key = 'compose-test';
       const value = Buffer.from(`written through ${writer.name}`);
       const set = await eventually(`Set through ${writer.name}`, 20_000, running, allOutput, () =>
@@ -265,7 +303,10 @@ interface StatusResponse {
 }
 
 interface RunningNode {
+  /** The compose service. */
   readonly name: string;
+  /** Its member id. */
+  readonly id: string;
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly kv: grpc.Client;
@@ -300,13 +341,15 @@ function startNode(name: string, argv: readonly string[], env: Env, protos: Retu
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
-  const credentials = grpc.credentials.createInsecure();
+  // As a client of this deployment would: TLS with the deployment's CA when the node has TLS on.
+  const credentials = config.tls === null ? grpc.credentials.createInsecure() : tlsCredentials({ ca: config.tls.caFile });
   const target = config.advertiseClientAddr;
   const kv = new protos.clients.kv(target, credentials);
   const cluster = new protos.clients.cluster(target, credentials);
   const health = new protos.clients.health(target, credentials);
   return {
     name,
+    id: config.id,
     child,
     exited,
     kv,

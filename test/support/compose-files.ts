@@ -33,6 +33,8 @@ export interface ComposeService {
   readonly ports: readonly unknown[];
   /** Volume mounts as rendered. */
   readonly volumes: readonly unknown[];
+  /** `profiles:`; empty for a service that `docker-compose up` starts by default. */
+  readonly profiles: readonly string[];
 }
 
 export interface RenderedCompose {
@@ -77,6 +79,7 @@ export function renderCompose(vars: Env): RenderedCompose {
       restart: typeof service['restart'] === 'string' ? service['restart'] : null,
       ports: Array.isArray(service['ports']) ? service['ports'] : [],
       volumes: Array.isArray(service['volumes']) ? service['volumes'] : [],
+      profiles: service['profiles'] === undefined ? [] : stringList(service['profiles'], `services.${name}.profiles`),
     });
   }
   const volumes = document['volumes'] === undefined ? [] : Object.keys(record(document['volumes'], 'volumes'));
