@@ -118,12 +118,8 @@ export function readTlsMaterial(files: TlsFiles): TlsMaterial {
   } catch (error) {
     throw new TlsError(`--cert ${files.certFile} is not a PEM certificate: ${(error as Error).message}`, { cause: error });
   }
-  let caCertificate: X509Certificate;
-  try {
-    caCertificate = new X509Certificate(ca);
-  } catch (error) {
-    throw new TlsError(`--ca ${files.caFile} is not a PEM certificate: ${(error as Error).message}`, { cause: error });
-  }
+  // A bundle of CAs is allowed (a CA rotation trusts the old and the new one for a while).
+  const caCertificates = pemCertificates(ca, `--ca ${files.caFile}`);
   try {
     if (!certificate.checkPrivateKey(createPrivateKey(key))) throw new Error('it does not belong to the certificate');
   } catch (error) {
@@ -135,10 +131,12 @@ export function readTlsMaterial(files: TlsFiles): TlsMaterial {
   } catch (error) {
     throw new TlsError(`--cert, --key and --ca cannot be used for TLS: ${(error as Error).message}`, { cause: error });
   }
-  // Signed by the CA itself, or by an intermediate the cert file carries (the handshake verifies that chain).
-  const signedByCa = certificate.checkIssued(caCertificate) && certificate.verify(caCertificate.publicKey);
-  if (!signedByCa && !certificateChainMentions(cert, caCertificate)) {
-    throw new TlsError(`--cert ${files.certFile} (issuer ${oneLine(certificate.issuer)}) was not issued by --ca ${files.caFile} (${oneLine(caCertificate.subject)})`);
+  // Signed by one of the CAs, or by an intermediate the cert file carries after the leaf (the handshake verifies that chain).
+  const chain = pemCertificates(cert, `--cert ${files.certFile}`);
+  const signedByCa = caCertificates.some((authority) => chain.some((link) => link.checkIssued(authority) && link.verify(authority.publicKey)));
+  if (!signedByCa) {
+    const authorities = caCertificates.map((authority) => oneLine(authority.subject)).join('; ');
+    throw new TlsError(`--cert ${files.certFile} (issuer ${oneLine(certificate.issuer)}) was not issued by --ca ${files.caFile} (${authorities})`);
   }
   return { cert, key, ca, serialNumber: certificate.serialNumber, validTo: certificate.validTo, fingerprint256: certificate.fingerprint256 };
 }
@@ -147,14 +145,15 @@ function oneLine(distinguishedName: string): string {
   return distinguishedName.replace(/\n/g, ', ');
 }
 
-/** Whether a PEM bundle's later certificates lead up to `ca` (an intermediate in the cert file). */
-function certificateChainMentions(bundle: Buffer, ca: X509Certificate): boolean {
+/** Every certificate of a PEM bundle; throws TlsError naming `what` when there is none or one does not parse. */
+function pemCertificates(bundle: Buffer, what: string): X509Certificate[] {
   const pems = bundle.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  return pems.slice(1).some((pem) => {
+  if (pems.length === 0) throw new TlsError(`${what} is not a PEM certificate (no BEGIN CERTIFICATE block)`);
+  return pems.map((pem) => {
     try {
-      return new X509Certificate(pem).checkIssued(ca);
-    } catch {
-      return false;
+      return new X509Certificate(pem);
+    } catch (error) {
+      throw new TlsError(`${what} is not a PEM certificate: ${(error as Error).message}`, { cause: error });
     }
   });
 }

@@ -99,6 +99,9 @@ describe('a node\'s TLS files', () => {
     expect(() => readTlsMaterial(files('n1', join(other, 'ca.pem')))).toThrow(/was not issued by --ca/);
     expect(() => readTlsMaterial({ ...files('n1'), caFile: join(out, 'missing.pem') })).toThrow(/cannot read --ca .*missing.pem/);
     expect(() => readTlsMaterial(files('n1'))).not.toThrow();
+    // A CA bundle (old and new CA during a rotation) verifies certificates of either.
+    writeFileSync(join(other, 'bundle.pem'), Buffer.concat([readFileSync(join(other, 'ca.pem')), readFileSync(join(out, 'ca.pem'))]));
+    expect(() => readTlsMaterial(files('n1', join(other, 'bundle.pem')))).not.toThrow();
 
     // A reload with broken files throws and keeps what was loaded; a good one takes the new files.
     const serial = tls.material.serialNumber;
