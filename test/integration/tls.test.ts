@@ -191,6 +191,23 @@ describe('a TLS cluster', () => {
     expect(refused?.details).toContain('is not a node certificate (needs OU=node)');
   });
 
+  it('takes a new member over TLS: AddMember forwarded by a follower, --join asking a client port, the learner catching up', async () => {
+    const n4 = await cluster.newSpec('n4');
+    const leader = await cluster.waitForLeader();
+    const follower = ['n1', 'n2', 'n3'].find((id) => id !== leader) as string;
+    await cluster.client(follower).call('AddMember', { id: 'n4', peer_address: `127.0.0.1:${n4.peerPort}`, client_address: `127.0.0.1:${n4.clientPort}` });
+    expect((await cluster.client(leader).call('Set', { key: 'before-join', value: bytes('seen by n4') }))['applied']).toBe(true);
+    cluster.launch(n4, ['--join', `127.0.0.1:${cluster.spec(follower).clientPort}`]);
+    await eventually('n4 catches up', 30_000, async () => {
+      const members = (await cluster.client(leader).call('Members'))['members'] as Record<string, unknown>[];
+      return members.find((m) => m['id'] === 'n4')?.['lag_entries'] === 0 ? true : undefined;
+    });
+    const local = await cluster.client('n4').call('Get', { key: 'before-join', consistency: 'SERIALIZABLE' });
+    expect(text(local['value'])).toBe('seen by n4');
+    await cluster.client(leader).call('RemoveMember', { id: 'n4' });
+    await cluster.kill('n4');
+  }, 60_000);
+
   it('reloads its certificate on SIGHUP without a restart, and keeps the old one when the new files are broken', async () => {
     const n1 = cluster.processes.get('n1');
     if (n1 === undefined) throw new Error('no n1');
