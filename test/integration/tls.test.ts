@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/qkv-main.ts';
 import { QuorumClient } from '../../src/client/index.ts';
 import { NodeTls } from '../../src/tls/node-tls.ts';
-import { SEND_PATH, passBuffer } from '../../src/transport/service.ts';
+import { INSTALL_SNAPSHOT_PATH, SEND_PATH, passBuffer } from '../../src/transport/service.ts';
 import { encodeBatch } from '../../src/transport/codec.ts';
 import { METADATA_FROM, METADATA_TO } from '../../src/transport/peer-sender.ts';
 import { GrpcError, NodeClient, TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
@@ -48,14 +48,14 @@ async function eventually<T>(what: string, timeoutMs: number, probe: () => Promi
   throw new Error(`${what}: not within ${timeoutMs} ms (last: ${String(last)})`);
 }
 
-/** A raw Raft Send stream to member `target`'s peer port, claiming to come from `claimedFrom`; resolves with the answer. */
-function peerSend(port: number, target: string, credentials: grpc.ChannelCredentials, claimedFrom: string, batch: Buffer | null): Promise<grpc.ServiceError | null> {
+/** A raw Raft stream (Send unless another path) to member `target`'s peer port, claiming to come from `claimedFrom`; resolves with the answer. */
+function peerSend(port: number, target: string, credentials: grpc.ChannelCredentials, claimedFrom: string, batch: Buffer | null, path = SEND_PATH): Promise<grpc.ServiceError | null> {
   const client = new grpc.Client(`127.0.0.1:${port}`, credentials, { 'grpc.ssl_target_name_override': target });
   const metadata = new grpc.Metadata();
   metadata.set(METADATA_FROM, claimedFrom);
   metadata.set(METADATA_TO, target);
   return new Promise((resolve) => {
-    const call = client.makeClientStreamRequest<Buffer, Buffer>(SEND_PATH, passBuffer, passBuffer, metadata, { deadline: Date.now() + 5000 }, (error) => {
+    const call = client.makeClientStreamRequest<Buffer, Buffer>(path, passBuffer, passBuffer, metadata, { deadline: Date.now() + 5000 }, (error) => {
       client.close();
       resolve(error);
     });
@@ -176,6 +176,9 @@ describe('a TLS cluster', () => {
     const impostor = await peerSend(port, 'n1', n2, 'n3', null);
     expect(impostor?.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(impostor?.details).toBe("member 'n1' refuses a stream claiming to come from member 'n3': its certificate names member 'n2', not 'n3'");
+    const snapshot = await peerSend(port, 'n1', n2, 'n3', null, INSTALL_SNAPSHOT_PATH);
+    expect(snapshot?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(snapshot?.details).toContain("its certificate names member 'n2', not 'n3'");
 
     const clusterId = (await cluster.client('n1').call('Status'))['cluster_id'] as string;
     const forged = encodeBatch(clusterId, 'n3', 'n1', [{ type: 'heartbeatResp', from: 'n3', to: 'n1', term: 1, readRound: 0 }]);
