@@ -56,6 +56,8 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Re-read the auth file without a restart; a bad file is logged and the old users stay.
+  process.on('SIGHUP', () => node.reloadAuth());
 }
 
 /** Runs `--nodes` serve processes with pretty, prefixed logs, and stops them all on Ctrl-C. */

@@ -37,6 +37,14 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly maxInflightAppends: number;
   readonly requestTimeoutMs: number;
+  /** Users, roles and tokens (JSON); null: no authentication. See src/server/auth.ts. */
+  readonly authFile: string | null;
+  /** HTTP/2 streams (calls) one client connection may have open at once. */
+  readonly maxStreamsPerConnection: number;
+  /** Watch streams one client connection may have open at once. */
+  readonly maxWatchesPerConnection: number;
+  /** Most keys, list elements or hash fields one answer may hold. */
+  readonly maxKeysPerCall: number;
   /** TEST ONLY (chaos suite): a faults file the node watches; null, the default, in production. */
   readonly testFaultsFile: string | null;
 }
@@ -83,6 +91,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'max-request-bytes', kind: 'bytes', help: 'largest gRPC message accepted (default 4mb)' },
   { flag: 'max-inflight-appends', kind: 'count', help: 'AppendEntries in flight per follower (default 256)' },
   { flag: 'request-timeout-ms', kind: 'ms', help: 'how long a request may wait for commit (default 5000)' },
+  { flag: 'auth-file', kind: 'string', help: 'users, roles and tokens (JSON): turns on client authentication; needs TLS' },
+  { flag: 'max-streams-per-connection', kind: 'count', help: 'concurrent calls per client connection (default 100)' },
+  { flag: 'max-watches-per-connection', kind: 'count', help: 'concurrent Watch streams per client connection (default 64)' },
+  { flag: 'max-keys-per-call', kind: 'count', help: 'most keys, list elements or hash fields in one answer (default 10000)' },
   { flag: 'config', kind: 'string', help: 'a JSON file with any of these settings (keys as the flags)' },
   // TEST ONLY: see src/server/fault-injection.ts.
   { flag: 'test-faults-file', kind: 'string', help: 'TEST ONLY, never in production: a JSON file of injected faults (clock offset, slow fsync, peer dial addresses) the node watches' },
@@ -248,6 +260,11 @@ function build(raw: Map<string, string>): Config {
     maxRequestBytes,
     maxInflightAppends: count('max-inflight-appends', 256, 1),
     requestTimeoutMs: count('request-timeout-ms', 5_000, 1),
+    // The "--auth-file needs TLS" rule is checked where the TLS settings are built.
+    authFile: raw.get('auth-file') || null,
+    maxStreamsPerConnection: count('max-streams-per-connection', 100, 1),
+    maxWatchesPerConnection: count('max-watches-per-connection', 64, 1),
+    maxKeysPerCall: count('max-keys-per-call', 10_000, 1),
     testFaultsFile: raw.get('test-faults-file') || null,
   };
 }

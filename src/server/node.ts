@@ -15,6 +15,7 @@ import { NodeStorage } from '../storage/index.ts';
 import { PeerTransport } from '../transport/index.ts';
 import type { Config } from '../config/config.ts';
 import { AddressBook, decodeMemberContext } from './address-book.ts';
+import { Authenticator } from './auth.ts';
 import { ClusterService } from './cluster-service.ts';
 import { FaultInjection } from './fault-injection.ts';
 import { Forwarder } from './forwarder.ts';
@@ -36,6 +37,8 @@ export interface RunningNode {
   readonly peerPort: number;
   readonly httpPort: number;
   readonly raft: RaftNode;
+  /** Re-reads the auth file (SIGHUP); false when it could not (the old users stay). True when authentication is off. */
+  reloadAuth(): boolean;
   stop(): Promise<void>;
 }
 
@@ -164,6 +167,13 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     node.onSnapshotInstalled((index) => hub.onSnapshotInstalled(index));
     node.onLeaderChange(() => health.changed());
 
+    const isMember = (id: string): boolean => {
+      const { voters, learners } = node.status.conf;
+      return voters.includes(id) || learners.includes(id);
+    };
+    const auth = config.authFile === null ? null : new Authenticator(config.authFile, isMember, logger.child({ component: 'auth' }));
+    if (auth !== null) logger.info({ authFile: config.authFile, users: auth.userCount }, 'client authentication on');
+
     const protos = loadProtos();
     const forwarder = new Forwarder(protos);
     stopping.unshift(() => forwarder.close());
@@ -172,9 +182,11 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       addresses,
       forwarder,
       watchHub: hub,
-      limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
+      limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxKeysPerCall: config.maxKeysPerCall },
       requestTimeoutMs: config.requestTimeoutMs,
       metrics,
+      maxWatchesPerConnection: config.maxWatchesPerConnection,
+      auth,
     });
     const cluster = new ClusterService({
       node,
@@ -186,9 +198,14 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       maxMemoryBytes: config.maxMemoryBytes,
       requestTimeoutMs: config.requestTimeoutMs,
       leaderHint: () => kv.leaderHint(),
+      auth,
     });
 
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxRequestBytes, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': config.maxRequestBytes,
+      'grpc.max_send_message_length': 64 * 1024 * 1024,
+      'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+    });
     server.addService(protos.kv, kv.implementation());
     server.addService(protos.cluster, cluster.implementation());
     server.addService(protos.health, health.implementation());
@@ -244,6 +261,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       peerPort,
       httpPort: http.port,
       raft: node,
+      reloadAuth: () => auth?.reload() ?? true,
       stop: () => {
         stopped ??= runAll(stopping);
         return stopped;

@@ -44,6 +44,9 @@ describe('loadConfig', () => {
     [['--heartbeat-ms', '600'], /at least twice --heartbeat-ms/],
     [['--id', '../etc'], /--id/],
     [['--data-dir'], /needs a value/],
+    [['--max-watches-per-connection', '0'], /--max-watches-per-connection '0' must be a whole number >= 1/],
+    [['--max-keys-per-call', 'lots'], /--max-keys-per-call 'lots' must be a whole number >= 1/],
+    [['--max-streams-per-connection', '-1'], /--max-streams-per-connection/],
   ])('refuses %j with a message naming the problem', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);
@@ -53,5 +56,19 @@ describe('loadConfig', () => {
     expect(parseBytes('x', '512')).toBe(512);
     expect(parseBytes('x', '4kb')).toBe(4096);
     expect(parseBytes('x', '2GB')).toBe(2 * 1024 ** 3);
+  });
+
+  it('has the abuse limits on by default and authentication off', () => {
+    const config = loadConfig([], {});
+    expect(config).toMatchObject({ authFile: null, maxStreamsPerConnection: 100, maxWatchesPerConnection: 64, maxKeysPerCall: 10_000 });
+  });
+
+  it('reads the auth file and the limits from flags, the environment and the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-config-'));
+    dirs.push(dir);
+    const file = join(dir, 'node.json');
+    writeFileSync(file, JSON.stringify({ 'max-keys-per-call': 500, 'auth-file': '/etc/qkv/users.json' }));
+    const config = loadConfig(['--config', file, '--max-watches-per-connection=8'], { QUORUMKV_MAX_STREAMS_PER_CONNECTION: '20' });
+    expect(config).toMatchObject({ authFile: '/etc/qkv/users.json', maxStreamsPerConnection: 20, maxWatchesPerConnection: 8, maxKeysPerCall: 500 });
   });
 });
