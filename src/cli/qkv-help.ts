@@ -1,7 +1,7 @@
 /** Help text, written from the command table. */
 import { COMMAND_GROUPS, COMMANDS, lookup, usageOf, type Command, type Group } from './qkv-commands.ts';
 
-export const GLOBAL_USAGE = 'usage: qkv [--endpoints HOST:PORT,...] [--json] [--timeout MS] [--serializable] [--yes] [COMMAND [ARG ...]]';
+export const GLOBAL_USAGE = 'usage: qkv [--endpoints HOST:PORT,...] [--json] [--timeout MS] [--token TOKEN] [--serializable] [--yes] [COMMAND [ARG ...]]';
 
 const GROUP_TITLES: Readonly<Record<Group, string>> = {
   keys: 'Keys',
@@ -18,6 +18,7 @@ const OPTIONS = [
   '  --endpoints HOST:PORT,...  nodes to talk to (default: $QUORUMKV_ENDPOINTS, else 127.0.0.1:7001)',
   '  --json                     one JSON document per result; values as {"utf8": ...} or {"base64": ...}',
   '  --timeout MS               deadline of each command, retries included (default 10000)',
+  '  --token TOKEN              bearer token when the cluster has authentication on (default: $QKV_TOKEN)',
   '  --serializable             serve reads from the node asked (faster, possibly stale)',
   '  --yes                      do not ask for confirmation (clear)',
 ];

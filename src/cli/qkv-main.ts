@@ -52,7 +52,11 @@ export async function main(io: QkvIo): Promise<number> {
     }
   }
 
-  const client = new QuorumClient({ endpoints: options.endpoints, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+  const client = new QuorumClient({
+    endpoints: options.endpoints,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    ...(options.token === undefined ? {} : { token: options.token }),
+  });
   const consistency = options.serializable ? 'serializable' : 'linearizable';
   try {
     if (first === undefined) {

@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ClusterMethod } from '../proto/loader.ts';
+import { bearerToken } from './auth.ts';
 import { clusterMethod, kvMethod, serverStream, unary } from './calls.ts';
 import {
   toBackupChunk,
@@ -63,6 +64,8 @@ export interface QuorumClientOptions {
   readonly clientId?: string;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: grpc.ChannelOptions;
+  /** A bearer token of the cluster's auth file, sent with every call (use TLS: it is a password). */
+  readonly token?: string;
 }
 
 export interface CallOptions {
@@ -154,7 +157,11 @@ export class QuorumClient {
     checkPositive('attemptTimeoutMs', attemptTimeoutMs);
     this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry, timeoutMs, attemptTimeoutMs };
     checkPositive('retry.maxAttempts', this.policy.maxAttempts);
-    this.endpoints = new Endpoints(options.endpoints, options.credentials ?? grpc.credentials.createInsecure(), { ...CHANNEL_DEFAULTS, ...options.channelOptions });
+    this.endpoints = new Endpoints(options.endpoints, options.credentials ?? grpc.credentials.createInsecure(), {
+      ...CHANNEL_DEFAULTS,
+      ...options.channelOptions,
+      ...(options.token === undefined ? {} : { interceptors: [bearerToken(options.token)] }),
+    });
     this.sessions = new SessionPool(options.clientId);
     this.consistency = options.consistency ?? 'linearizable';
   }
