@@ -55,7 +55,11 @@ export class NodeClient {
   private readonly kv: grpc.Client;
   private readonly cluster: grpc.Client;
 
-  constructor(readonly address: string) {
+  /** `token`: sent as `authorization: Bearer` on every call (nodes started with --auth-file). */
+  constructor(
+    readonly address: string,
+    private readonly token: string | null = null,
+  ) {
     const protos = loadProtos();
     this.kv = new protos.clients.kv(address, grpc.credentials.createInsecure());
     this.cluster = new protos.clients.cluster(address, grpc.credentials.createInsecure());
@@ -67,7 +71,7 @@ export class NodeClient {
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (fn === undefined) throw new Error(`no method ${method}`);
     return new Promise((resolveCall, reject) =>
-      fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, reply) => {
+      fn.call(client, request, this.metadata(), { deadline: Date.now() + timeoutMs }, (error, reply) => {
         if (error !== null) reject(new GrpcError(error.code, error.details, error.metadata));
         else resolveCall(reply ?? {});
       }),
@@ -75,11 +79,17 @@ export class NodeClient {
   }
 
   watch(request: object): grpc.ClientReadableStream<Reply> {
-    return (this.kv as unknown as { Watch(r: object): grpc.ClientReadableStream<Reply> }).Watch(request);
+    return (this.kv as unknown as { Watch(r: object, m: grpc.Metadata): grpc.ClientReadableStream<Reply> }).Watch(request, this.metadata());
   }
 
   backup(): grpc.ClientReadableStream<Reply> {
-    return (this.cluster as unknown as { Backup(r: object): grpc.ClientReadableStream<Reply> }).Backup({});
+    return (this.cluster as unknown as { Backup(r: object, m: grpc.Metadata): grpc.ClientReadableStream<Reply> }).Backup({}, this.metadata());
+  }
+
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token !== null) metadata.set('authorization', `Bearer ${this.token}`);
+    return metadata;
   }
 
   close(): void {
@@ -100,6 +110,8 @@ export interface ClusterOptions {
   readonly size: number;
   /** Extra `serve` flags for every node. */
   readonly flags?: readonly string[];
+  /** A bearer token the harness's own clients send (an admin's, for nodes started with --auth-file). */
+  readonly token?: string;
 }
 
 export class TestCluster {
@@ -111,12 +123,15 @@ export class TestCluster {
   private readonly root: string;
   private initialCluster = '';
 
-  private constructor(private readonly flags: readonly string[]) {
+  private constructor(
+    private readonly flags: readonly string[],
+    private readonly token: string | null,
+  ) {
     this.root = mkdtempSync(join(tmpdir(), 'quorumkv-test-'));
   }
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
-    const cluster = new TestCluster(options.flags ?? []);
+    const cluster = new TestCluster(options.flags ?? [], options.token ?? null);
     try {
       for (let i = 1; i <= options.size; i++) cluster.specs.push(await cluster.newSpec(`n${i}`));
       cluster.initialCluster = cluster.specs.map((s) => `${s.id}=127.0.0.1:${s.peerPort}`).join(',');
@@ -173,7 +188,7 @@ export class TestCluster {
   client(id: string): NodeClient {
     let client = this.clients.get(id);
     if (client === undefined) {
-      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`);
+      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`, this.token);
       this.clients.set(id, client);
     }
     return client;
