@@ -213,3 +213,25 @@ describe('authentication', () => {
     await nodeClient(follower, rotated.viewer).call('Get', { key: 'k' });
   }, 30_000);
 });
+
+describe('a bad auth file', () => {
+  it('stops the node at start with a message naming the user and the field', async () => {
+    const bad = join(dir, 'bad-users.json');
+    writeFileSync(bad, JSON.stringify({ users: [{ name: 'root', role: 'admin', token: 't1' }, { name: 'ops', role: 'superuser', token: 't2' }] }));
+    const started = run(process.execPath, [
+      join(REPO_ROOT, 'bin', 'quorumkv.js'),
+      'serve',
+      '--data-dir', join(dir, 'bad-node'),
+      '--client-addr', '127.0.0.1:0',
+      '--peer-addr', '127.0.0.1:0',
+      '--http-addr', '127.0.0.1:0',
+      '--auth-file', bad,
+    ]);
+    const failure = await started.then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toContain(`users[1] (ops): role "superuser" is not one of read-only, read-write, admin`);
+  }, 30_000);
+});
