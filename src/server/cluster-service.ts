@@ -55,11 +55,12 @@ export class ClusterService {
           (error: unknown) => callback(toStatus(error, this.options.leaderHint())),
         );
       }) as grpc.UntypedHandleCall;
-    return guardService('Cluster', loadProtos().cluster, {
+    const handlers: ImplementationOf<ClusterMethod> = {
       Status: unary(async () => this.status()),
       Members: unary(async (request, forwarded, timeoutMs, caller) => this.onLeader('Members', request, forwarded, timeoutMs, caller, async () => this.members())),
       AddMember: unary((request, forwarded, timeoutMs, caller) =>
-        this.onLeader('AddMember', request, forwarded, timeoutMs, caller, () => this.addMember(request, timeoutMs))),
+        this.onLeader('AddMember', request, forwarded, timeoutMs, caller, () => this.addMember(request, timeoutMs)),
+      ),
       RemoveMember: unary((request, forwarded, timeoutMs, caller) =>
         this.onLeader('RemoveMember', request, forwarded, timeoutMs, caller, () => this.change('remove', request, timeoutMs)),
       ),
@@ -74,7 +75,8 @@ export class ClusterService {
         return { index: file.index, term: file.term, size_bytes: file.sizeBytes };
       }),
       Backup: ((call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>) => void this.backup(call)) as grpc.UntypedHandleCall,
-    }, this.options.auth);
+    };
+    return guardService('Cluster', loadProtos().cluster, handlers, this.options.auth);
   }
 
   status(): ProtoMessage {
