@@ -98,7 +98,10 @@ export function parseAuthFile(text: string, source: string): AuthUser[] {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new AuthFileError(`auth file ${source} is not JSON: ${(error as Error).message}`, { cause: error });
+    // Not the parser's message itself: V8 quotes the text around the error, which may be a token.
+    const position = /at position (\d+)/.exec((error as Error).message);
+    const line = position === null ? '' : ` (line ${text.slice(0, Number(position[1])).split('\n').length})`;
+    throw new AuthFileError(`auth file ${source} is not JSON${line}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AuthFileError(`auth file ${source} must hold an object { "users": [...] }`);
   for (const key of Object.keys(parsed)) if (key !== 'users') throw new AuthFileError(`auth file ${source}: unknown setting '${key}' (only "users")`);

@@ -3,10 +3,16 @@
  * --auth-file: tokens, roles, calls through a follower, watches, health,
  * qkv --token and SIGHUP reload.
  *
- * AFTER THE TLS BRANCH MERGES: --auth-file requires TLS, so this cluster
- * must start with TLS on (the harness's `tls: true`), and the raw clients
- * below must dial with the test CA. The follower then forwards with its node
- * certificate, and the leader takes the user from quorumkv-forwarded-user.
+ * AFTER THE TLS BRANCH MERGES, --auth-file requires TLS. To enable:
+ * 1. beforeAll: TestCluster.start({ ..., tls: true });
+ * 2. client(): QuorumClient gets the cluster CA (`tls: { ca }`); nodeClient()
+ *    and the health client dial with it (as the harness's own clients do);
+ * 3. qkv runs: add `--cacert <the cluster CA>`;
+ * 4. 'a bad auth file': add the node's --cert/--key/--ca, else the node stops
+ *    on the TLS rule before it reads the file.
+ * The follower then forwards with its node certificate, and the leader takes
+ * the user from quorumkv-forwarded-user (until then it authenticates the
+ * caller's token, which the follower passes on).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

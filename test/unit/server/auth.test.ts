@@ -98,8 +98,10 @@ describe('parseAuthFile', () => {
     }
   });
 
-  it('refuses text that is not JSON', () => {
-    expect(() => parseAuthFile('{ users: ', 'users.json')).toThrow(/auth file users.json is not JSON/);
+  it('refuses text that is not JSON, without quoting it (it may hold a token)', () => {
+    expect(() => parseAuthFile('{ users: ', 'users.json')).toThrow('auth file users.json is not JSON (line 1)');
+    expect(() => parseAuthFile('{\n "users": [\n  { "token": "a" "b" }\n] }', 'users.json')).toThrow('auth file users.json is not JSON (line 3)');
+    expect(() => parseAuthFile('{ "users": [ { "token": sekrit } ] }', 'users.json')).toThrow(/^auth file users.json is not JSON$/);
   });
 });
 
