@@ -207,7 +207,8 @@ export class Authenticator {
 
   /** The user behind a call, or UNAUTHENTICATED. */
   authenticate(call: CallCredentials): AuthUser {
-    const forwardedFor = this.forwardedUser(call);
+    const member = this.verifiedMember(call.certificate);
+    const forwardedFor = member === null ? null : this.forwardedUser(call.metadata, member);
     if (forwardedFor !== null) return forwardedFor;
     const authorization = call.metadata.get('authorization');
     if (authorization.length > 0) return this.userOfToken(authorization);
@@ -218,6 +219,7 @@ export class Authenticator {
       if (user === undefined) throw unauthenticated(`client certificate CN '${name ?? ''}' names no user of the auth file`);
       return user;
     }
+    if (member !== null) return memberIdentity(member);
     throw unauthenticated(MISSING_CREDENTIALS);
   }
 
@@ -236,16 +238,21 @@ export class Authenticator {
    * only from a verified node certificate of a current member. Anyone else's
    * call is authenticated on its own credentials.
    */
-  private forwardedUser(call: CallCredentials): AuthUser | null {
-    const { metadata, certificate } = call;
-    if (metadata.get(FORWARDED_HEADER).length === 0 || certificate === null || !hasUnit(certificate, 'node')) return null;
-    const memberId = commonName(certificate);
-    if (memberId === null || !this.isMember(memberId)) return null;
+  private forwardedUser(metadata: grpc.Metadata, memberId: string): AuthUser | null {
+    if (metadata.get(FORWARDED_HEADER).length === 0) return null;
     const [name] = metadata.get(FORWARDED_USER_HEADER);
     if (typeof name !== 'string') return null;
+    if (name.startsWith(MEMBER_PREFIX) && this.isMember(name.slice(MEMBER_PREFIX.length))) return memberIdentity(name.slice(MEMBER_PREFIX.length));
     const user = this.byName.get(name);
     if (user === undefined) throw unauthenticated(`member ${memberId} forwarded a call of user '${name}', who is not in this node's auth file`);
     return user;
+  }
+
+  /** The member id of a verified node certificate (OU=node) whose CN is a current member; null otherwise. */
+  private verifiedMember(certificate: PeerCertificate | null): string | null {
+    if (certificate === null || !hasUnit(certificate, 'node')) return null;
+    const id = commonName(certificate);
+    return id !== null && this.isMember(id) ? id : null;
   }
 
   private userOfToken(values: grpc.MetadataValue[]): AuthUser {
@@ -264,6 +271,17 @@ export class Authenticator {
     this.byName = new Map(users.map((u) => [u.name, u]));
     this.byToken = users.flatMap((user) => (user.token === null ? [] : [{ digest: digest(user.token), user }]));
   }
+}
+
+/** A user name never has a space, so a member's identity cannot be mistaken for a user of the auth file. */
+const MEMBER_PREFIX = 'member ';
+
+/**
+ * A member calling with its own node certificate (the --join cluster-id
+ * lookup): read-only, as it holds a replica of the data anyway.
+ */
+function memberIdentity(id: string): AuthUser {
+  return { name: `${MEMBER_PREFIX}${id}`, role: 'read-only', token: null };
 }
 
 function unauthenticated(details: string) {

@@ -148,8 +148,21 @@ describe('Authenticator', () => {
       code: grpc.status.UNAUTHENTICATED,
       details: "client certificate CN 'mallory' names no user of the auth file",
     });
-    // A node certificate is not a user.
-    expect(statusOf(() => auth.authenticate(call({}, certificate('node', 'n1'))))).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: MISSING_CREDENTIALS });
+  });
+
+  it('lets a current member read with its own node certificate (the --join cluster-id lookup), and nobody else', () => {
+    const auth = open();
+    expect(auth.check(call({}, certificate('node', 'n1')), 'Cluster', 'Status')).toMatchObject({ name: 'member n1', role: 'read-only' });
+    expect(statusOf(() => auth.check(call({}, certificate('node', 'n1')), 'KV', 'Set'))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: 'user member n1 (read-only) may not call KV/Set; needs read-write',
+    });
+    expect(statusOf(() => auth.authenticate(call({}, certificate('node', 'n7'))))).toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: MISSING_CREDENTIALS });
+    // A member's identity forwarded by another member stays a member's, read-only.
+    expect(auth.authenticate(call({ 'quorumkv-forwarded': '1', 'quorumkv-forwarded-user': 'member n1' }, certificate('node', 'n2'))).role).toBe('read-only');
+    expect(statusOf(() => auth.authenticate(call({ 'quorumkv-forwarded': '1', 'quorumkv-forwarded-user': 'member n7' }, certificate('node', 'n2'))))).toMatchObject({
+      code: grpc.status.UNAUTHENTICATED,
+    });
   });
 
   it('answers PERMISSION_DENIED naming the user, the method and the role it needs', () => {
