@@ -2,7 +2,7 @@
 import { COMMAND_GROUPS, COMMANDS, lookup, usageOf, type Command, type Group } from './qkv-commands.ts';
 
 export const GLOBAL_USAGE =
-  'usage: qkv [--endpoints HOST:PORT,...] [--cacert FILE [--cert FILE --key FILE]] [--json] [--timeout MS] [--serializable] [--yes] [COMMAND [ARG ...]]';
+  'usage: qkv [--endpoints HOST:PORT,...] [--cacert FILE [--cert FILE --key FILE]] [--token TOKEN] [--json] [--timeout MS] [--serializable] [--yes] [COMMAND [ARG ...]]';
 
 const GROUP_TITLES: Readonly<Record<Group, string>> = {
   keys: 'Keys',
@@ -21,6 +21,7 @@ const OPTIONS = [
   '  --cert FILE --key FILE     TLS: a client certificate and its key (default: $QKV_CERT, $QKV_KEY)',
   '  --json                     one JSON document per result; values as {"utf8": ...} or {"base64": ...}',
   '  --timeout MS               deadline of each command, retries included (default 10000)',
+  '  --token TOKEN              bearer token when the cluster has authentication on (default: $QKV_TOKEN)',
   '  --serializable             serve reads from the node asked (faster, possibly stale)',
   '  --yes                      do not ask for confirmation (clear)',
 ];

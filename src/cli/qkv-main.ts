@@ -58,6 +58,7 @@ export async function main(io: QkvIo): Promise<number> {
       endpoints: options.endpoints,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.tls === null ? {} : { tls: options.tls }),
+      ...(options.token === undefined ? {} : { token: options.token }),
     });
   } catch (error) {
     // An unreadable --cacert/--cert/--key file.

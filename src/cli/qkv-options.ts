@@ -1,4 +1,4 @@
-/** qkv's global options, read from the arguments before the command (and QUORUMKV_ENDPOINTS). */
+/** qkv's global options, read from the arguments before the command (and QUORUMKV_ENDPOINTS, QKV_TOKEN). */
 import { UsageError } from './qkv-args.ts';
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:7001';
@@ -7,6 +7,8 @@ export interface GlobalOptions {
   readonly endpoints: string[];
   readonly json: boolean;
   readonly timeoutMs: number | undefined;
+  /** Bearer token for a cluster with authentication on. */
+  readonly token: string | undefined;
   readonly serializable: boolean;
   readonly yes: boolean;
   readonly help: boolean;
@@ -16,7 +18,7 @@ export interface GlobalOptions {
   readonly command: string[];
 }
 
-const VALUED = new Set(['--endpoints', '--timeout', '--cacert', '--cert', '--key']);
+const VALUED = new Set(['--endpoints', '--timeout', '--cacert', '--cert', '--key', '--token']);
 /** The TLS options and the variables that stand in for them. */
 const TLS_ENV: Readonly<Record<string, string>> = { '--cacert': 'QKV_CACERT', '--cert': 'QKV_CERT', '--key': 'QKV_KEY' };
 const FLAGS = new Set(['--json', '--serializable', '--yes', '--help', '-h']);
@@ -24,6 +26,7 @@ const FLAGS = new Set(['--json', '--serializable', '--yes', '--help', '-h']);
 export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): GlobalOptions {
   let endpoints = env['QUORUMKV_ENDPOINTS'] ?? '';
   let timeoutMs: number | undefined;
+  let token = env['QKV_TOKEN'] || undefined;
   const flags = new Set<string>();
   const tlsFiles = new Map<string, string>();
   for (const [flag, variable] of Object.entries(TLS_ENV)) {
@@ -52,6 +55,8 @@ export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record
       endpoints = value;
     } else if (name in TLS_ENV) {
       tlsFiles.set(name, value);
+    } else if (name === '--token') {
+      token = value;
     } else {
       const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
       if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--timeout must be a positive number of milliseconds (got '${value}')`);
@@ -63,11 +68,13 @@ export function parseGlobalOptions(argv: readonly string[], env: Readonly<Record
     .map((e) => e.trim())
     .filter((e) => e !== '');
   for (const e of list) if (!/^[^\s]+:\d+$/.test(e)) throw new UsageError(`endpoint '${e}' is not HOST:PORT`);
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--token must be visible ASCII characters without spaces');
   return {
     endpoints: list.length === 0 ? [DEFAULT_ENDPOINT] : list,
     tls: tlsOptions(tlsFiles),
     json: flags.has('--json'),
     timeoutMs,
+    token,
     serializable: flags.has('--serializable'),
     yes: flags.has('--yes'),
     help: flags.has('--help'),

@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ClusterMethod } from '../proto/loader.ts';
+import { bearerToken } from './auth.ts';
 import { clusterMethod, kvMethod, serverStream, unary } from './calls.ts';
 import {
   toBackupChunk,
@@ -66,6 +67,8 @@ export interface QuorumClientOptions {
   readonly clientId?: string;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: grpc.ChannelOptions;
+  /** A bearer token of the cluster's auth file, sent with every call (use TLS: it is a password). */
+  readonly token?: string;
 }
 
 export interface CallOptions {
@@ -159,7 +162,11 @@ export class QuorumClient {
     checkPositive('retry.maxAttempts', this.policy.maxAttempts);
     if (options.credentials !== undefined && options.tls !== undefined) throw new RangeError('give credentials or tls, not both');
     const credentials = options.credentials ?? (options.tls === undefined ? grpc.credentials.createInsecure() : tlsCredentials(options.tls));
-    this.endpoints = new Endpoints(options.endpoints, credentials, { ...CHANNEL_DEFAULTS, ...options.channelOptions });
+    this.endpoints = new Endpoints(options.endpoints, credentials, {
+      ...CHANNEL_DEFAULTS,
+      ...options.channelOptions,
+      ...(options.token === undefined ? {} : { interceptors: [bearerToken(options.token)] }),
+    });
     this.sessions = new SessionPool(options.clientId);
     this.consistency = options.consistency ?? 'linearizable';
   }

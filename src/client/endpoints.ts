@@ -15,7 +15,8 @@ export class Endpoints {
   constructor(
     addresses: readonly string[],
     private readonly credentials: grpc.ChannelCredentials,
-    private readonly channelOptions: grpc.ChannelOptions,
+    /** Channel options, and the interceptors every call goes through. */
+    private readonly channelOptions: grpc.ClientOptions,
   ) {
     this.addresses = [...new Set(addresses.map((a) => a.trim()).filter((a) => a !== ''))];
     const first = this.addresses[0];

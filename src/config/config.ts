@@ -48,6 +48,14 @@ export interface Config {
   readonly tls: TlsFiles | null;
   /** With TLS: client certificates are required on the client port, not only checked when offered. */
   readonly clientCertAuth: boolean;
+  /** Users, roles and tokens (JSON); null: no authentication. See src/server/auth.ts. */
+  readonly authFile: string | null;
+  /** HTTP/2 streams (calls) one client connection may have open at once. */
+  readonly maxStreamsPerConnection: number;
+  /** Watch streams one client connection may have open at once. */
+  readonly maxWatchesPerConnection: number;
+  /** Most keys, list elements or hash fields one answer may hold. */
+  readonly maxKeysPerCall: number;
   /** TEST ONLY (chaos suite): a faults file the node watches; null, the default, in production. */
   readonly testFaultsFile: string | null;
 }
@@ -98,6 +106,10 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'key', kind: 'string', help: 'the private key of --cert (PEM)' },
   { flag: 'ca', kind: 'string', help: 'the CA certificate (PEM) peers and client certificates must chain to' },
   { flag: 'client-cert-auth', kind: 'boolean', help: 'with TLS: clients must present a certificate signed by --ca (default false)' },
+  { flag: 'auth-file', kind: 'string', help: 'users, roles and tokens (JSON): turns on client authentication; needs TLS' },
+  { flag: 'max-streams-per-connection', kind: 'count', help: 'concurrent calls per client connection (default 100)' },
+  { flag: 'max-watches-per-connection', kind: 'count', help: 'concurrent Watch streams per client connection (default 64)' },
+  { flag: 'max-keys-per-call', kind: 'count', help: 'most keys, list elements or hash fields in one answer (default 10000)' },
   { flag: 'config', kind: 'string', help: 'a JSON file with any of these settings (keys as the flags)' },
   // TEST ONLY: see src/server/fault-injection.ts.
   { flag: 'test-faults-file', kind: 'string', help: 'TEST ONLY, never in production: a JSON file of injected faults (clock offset, slow fsync, peer dial addresses) the node watches' },
@@ -242,6 +254,8 @@ function build(raw: Map<string, string>): Config {
   const tls = tlsFiles(raw);
   const clientCertAuth = boolean('client-cert-auth', false);
   if (clientCertAuth && tls === null) throw new ConfigError('--client-cert-auth needs TLS: set --cert, --key and --ca');
+  const authFile = raw.get('auth-file') || null;
+  if (authFile !== null && tls === null) throw new ConfigError('--auth-file needs TLS (--cert, --key, --ca): tokens must not cross the network in clear text');
   const heartbeatMs = count('heartbeat-ms', 100, 1);
   const electionMs = count('election-ms', 1000, 1);
   if (electionMs < heartbeatMs * 2) throw new ConfigError(`--election-ms (${electionMs}) must be at least twice --heartbeat-ms (${heartbeatMs})`);
@@ -278,6 +292,10 @@ function build(raw: Map<string, string>): Config {
     requestTimeoutMs: count('request-timeout-ms', 5_000, 1),
     tls,
     clientCertAuth,
+    authFile,
+    maxStreamsPerConnection: count('max-streams-per-connection', 100, 1),
+    maxWatchesPerConnection: count('max-watches-per-connection', 64, 1),
+    maxKeysPerCall: count('max-keys-per-call', 10_000, 1),
     testFaultsFile: raw.get('test-faults-file') || null,
   };
 }

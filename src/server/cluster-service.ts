@@ -12,10 +12,13 @@ import { encodeMemberContext } from './address-book.ts';
 import type { AddressBook } from './address-book.ts';
 import { DeadlineError, NoLeaderError } from './errors.ts';
 import { FORWARDED_HEADER } from './forwarder.ts';
-import type { Forwarder } from './forwarder.ts';
+import type { ForwardedFor, Forwarder } from './forwarder.ts';
+import { forwardedFor, guardService } from './auth.ts';
+import type { Authenticator } from './auth.ts';
 import { toStatus } from './grpc-status.ts';
 import type { LeaderHint } from './grpc-status.ts';
 import type { ProtoMessage } from './kv-commands.ts';
+import { loadProtos } from '../proto/loader.ts';
 import type { ClusterMethod, ImplementationOf } from '../proto/loader.ts';
 import type { RaftNode } from './raft-node.ts';
 
@@ -28,6 +31,8 @@ export interface ClusterServiceOptions {
   readonly clientAddr: string;
   readonly maxMemoryBytes: number;
   readonly requestTimeoutMs: number;
+  /** Who may call what; null: authentication is off. */
+  readonly auth: Authenticator | null;
   readonly leaderHint: () => LeaderHint;
 }
 
@@ -35,7 +40,8 @@ const ROLE_NAMES = { follower: 'FOLLOWER', preCandidate: 'PRE_CANDIDATE', candid
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
-type Unary = (request: ProtoMessage, forwarded: boolean, timeoutMs: number) => Promise<ProtoMessage>;
+/** `caller`: who a follower forwards the call for (null when authentication is off). */
+type Unary = (request: ProtoMessage, forwarded: boolean, timeoutMs: number, caller: ForwardedFor | null) => Promise<ProtoMessage>;
 
 export class ClusterService {
   constructor(private readonly options: ClusterServiceOptions) {}
@@ -44,23 +50,25 @@ export class ClusterService {
     const unary = (handler: Unary): grpc.UntypedHandleCall =>
       ((call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>, callback: grpc.sendUnaryData<ProtoMessage>) => {
         const forwarded = call.metadata.get(FORWARDED_HEADER).length > 0;
-        handler(call.request, forwarded, this.options.requestTimeoutMs).then(
+        handler(call.request, forwarded, this.options.requestTimeoutMs, forwardedFor(call)).then(
           (response) => callback(null, response),
           (error: unknown) => callback(toStatus(error, this.options.leaderHint())),
         );
       }) as grpc.UntypedHandleCall;
-    return {
+    const handlers: ImplementationOf<ClusterMethod> = {
       Status: unary(async () => this.status()),
-      Members: unary(async (request, forwarded, timeoutMs) => this.onLeader('Members', request, forwarded, timeoutMs, async () => this.members())),
-      AddMember: unary((request, forwarded, timeoutMs) => this.onLeader('AddMember', request, forwarded, timeoutMs, () => this.addMember(request, timeoutMs))),
-      RemoveMember: unary((request, forwarded, timeoutMs) =>
-        this.onLeader('RemoveMember', request, forwarded, timeoutMs, () => this.change('remove', request, timeoutMs)),
+      Members: unary(async (request, forwarded, timeoutMs, caller) => this.onLeader('Members', request, forwarded, timeoutMs, caller, async () => this.members())),
+      AddMember: unary((request, forwarded, timeoutMs, caller) =>
+        this.onLeader('AddMember', request, forwarded, timeoutMs, caller, () => this.addMember(request, timeoutMs)),
       ),
-      PromoteMember: unary((request, forwarded, timeoutMs) =>
-        this.onLeader('PromoteMember', request, forwarded, timeoutMs, () => this.change('promote', request, timeoutMs)),
+      RemoveMember: unary((request, forwarded, timeoutMs, caller) =>
+        this.onLeader('RemoveMember', request, forwarded, timeoutMs, caller, () => this.change('remove', request, timeoutMs)),
       ),
-      TransferLeadership: unary((request, forwarded, timeoutMs) =>
-        this.onLeader('TransferLeadership', request, forwarded, timeoutMs, () => this.transfer(request, timeoutMs)),
+      PromoteMember: unary((request, forwarded, timeoutMs, caller) =>
+        this.onLeader('PromoteMember', request, forwarded, timeoutMs, caller, () => this.change('promote', request, timeoutMs)),
+      ),
+      TransferLeadership: unary((request, forwarded, timeoutMs, caller) =>
+        this.onLeader('TransferLeadership', request, forwarded, timeoutMs, caller, () => this.transfer(request, timeoutMs)),
       ),
       Snapshot: unary(async () => {
         const file = await this.options.node.snapshotNow();
@@ -68,6 +76,7 @@ export class ClusterService {
       }),
       Backup: ((call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>) => void this.backup(call)) as grpc.UntypedHandleCall,
     };
+    return guardService('Cluster', loadProtos().cluster, handlers, this.options.auth);
   }
 
   status(): ProtoMessage {
@@ -166,14 +175,21 @@ export class ClusterService {
   }
 
   /** Runs `local` on the leader; a follower forwards the call to it (one hop at most). */
-  private async onLeader(method: ClusterMethod, request: ProtoMessage, forwarded: boolean, timeoutMs: number, local: () => Promise<ProtoMessage>): Promise<ProtoMessage> {
+  private async onLeader(
+    method: ClusterMethod,
+    request: ProtoMessage,
+    forwarded: boolean,
+    timeoutMs: number,
+    caller: ForwardedFor | null,
+    local: () => Promise<ProtoMessage>,
+  ): Promise<ProtoMessage> {
     const { node } = this.options;
     if (node.isLeader) return local();
     if (forwarded) throw new NotLeaderError(node.leader);
     const hint = this.options.leaderHint();
     if (hint.id === '') throw new NoLeaderError();
     if (hint.clientAddr === '') throw new NotLeaderError(hint.id);
-    return this.options.forwarder.call('cluster', hint.clientAddr, method, request, timeoutMs);
+    return this.options.forwarder.call('cluster', hint.clientAddr, method, request, timeoutMs, caller);
   }
 
   private memberId(request: ProtoMessage): string {

@@ -11,6 +11,16 @@ export type ForwardedService = 'kv' | 'cluster';
 /** Set on a forwarded call, so that a node that is not the leader either answers UNAVAILABLE instead of forwarding again. */
 export const FORWARDED_HEADER = 'quorumkv-forwarded';
 
+/** On a forwarded call, the user the follower authenticated; the leader believes it only from a member's verified node certificate. */
+export const FORWARDED_USER_HEADER = 'quorumkv-forwarded-user';
+
+/** Who a forwarded call is made for, when authentication is on. */
+export interface ForwardedFor {
+  readonly user: string;
+  /** The caller's own authorization header, so that a leader that cannot verify this node (no node certificate) authenticates the caller itself. */
+  readonly authorization: string | null;
+}
+
 type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => void;
 
 export class Forwarder {
@@ -21,10 +31,14 @@ export class Forwarder {
     private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {}
 
-  call(service: ForwardedService, address: string, method: string, request: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
+  call(service: ForwardedService, address: string, method: string, request: unknown, timeoutMs: number, forwardedFor: ForwardedFor | null = null): Promise<Record<string, unknown>> {
     const client = this.client(service, address);
     const metadata = new grpc.Metadata();
     metadata.set(FORWARDED_HEADER, '1');
+    if (forwardedFor !== null) {
+      metadata.set(FORWARDED_USER_HEADER, forwardedFor.user);
+      if (forwardedFor.authorization !== null) metadata.set('authorization', forwardedFor.authorization);
+    }
     const invoke = (client as unknown as Record<string, UnaryMethod>)[method];
     if (invoke === undefined) return Promise.reject(new Error(`${service} has no method ${method}`));
     return new Promise((resolve, reject) => {

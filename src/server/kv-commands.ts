@@ -4,13 +4,15 @@
  * reach the log, so that bad input costs no entry and changes nothing.
  */
 import type { ClientSession, Command, Compare, CompareOp, Result, SetCondition, TxnOpCommand } from '../state/index.ts';
-import { InvalidArgumentError, MAX_KEYS_LIMIT, StateError } from '../state/index.ts';
+import { DEFAULT_KEYS_LIMIT, InvalidArgumentError, MAX_KEYS_LIMIT, ResourceExhaustedError, StateError } from '../state/index.ts';
 import type { KvMethod } from '../proto/loader.ts';
 
 /** Limits every request is checked against. */
 export interface RequestLimits {
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
+  /** Most keys, list elements or hash fields one answer may hold (--max-keys-per-call). */
+  readonly maxKeysPerCall: number;
 }
 
 /** A message as proto-loader gives it (keepCase, enums as strings, 64-bit as numbers). */
@@ -40,7 +42,7 @@ function invalid(message: string): never {
 class Reader {
   constructor(
     readonly message: ProtoMessage,
-    private readonly limits: RequestLimits,
+    readonly limits: RequestLimits,
     private readonly where: string,
   ) {}
 
@@ -91,6 +93,14 @@ class Reader {
     if (typeof value !== 'number' || !Number.isSafeInteger(value)) invalid(`${this.where}.${field} must be an integer`);
     if (value < min || value > max) invalid(`${this.where}.${field} is ${value}; it must be from ${min} to ${max}`);
     return value;
+  }
+
+  /** A count of elements to answer with (LPop, RPop): at least 1, at most --max-keys-per-call. */
+  popCount(): number {
+    const count = Math.max(1, this.int('count', 0, MAX_COUNT));
+    const max = this.limits.maxKeysPerCall;
+    if (count > max) invalid(`${this.where}.count is ${count}; the limit is ${max} (--max-keys-per-call)`);
+    return count;
   }
 
   ttlMs(field = 'ttl_ms'): number {
@@ -185,7 +195,7 @@ const OPERATIONS: Record<string, { write: boolean; decode: (r: Reader) => TxnOpC
     decode: (r) => {
       const pattern = r.str('pattern');
       if (pattern.length > 4096) invalid(`KeysRequest.pattern is ${pattern.length} characters; the limit is 4096`);
-      const limit = r.int('limit', 0, MAX_KEYS_LIMIT);
+      const limit = keysLimit(r);
       const cursor = r.str('cursor');
       return { op: 'keys', pattern: pattern === '' ? '*' : pattern, ...(limit > 0 ? { limit } : {}), ...(cursor !== '' ? { cursor } : {}) };
     },
@@ -194,8 +204,8 @@ const OPERATIONS: Record<string, { write: boolean; decode: (r: Reader) => TxnOpC
   Clear: { write: true, decode: () => ({ op: 'clear' }) },
   LPush: { write: true, decode: (r) => ({ op: 'lpush', key: r.key(), values: r.values() }) },
   RPush: { write: true, decode: (r) => ({ op: 'rpush', key: r.key(), values: r.values() }) },
-  LPop: { write: true, decode: (r) => ({ op: 'lpop', key: r.key(), count: Math.max(1, r.int('count', 0, MAX_COUNT)) }) },
-  RPop: { write: true, decode: (r) => ({ op: 'rpop', key: r.key(), count: Math.max(1, r.int('count', 0, MAX_COUNT)) }) },
+  LPop: { write: true, decode: (r) => ({ op: 'lpop', key: r.key(), count: r.popCount() }) },
+  RPop: { write: true, decode: (r) => ({ op: 'rpop', key: r.key(), count: r.popCount() }) },
   LIndex: { write: false, decode: (r) => ({ op: 'lindex', key: r.key(), index: r.int('index', -MAX_INDEX, MAX_INDEX) }) },
   LSet: { write: true, decode: (r) => ({ op: 'lset', key: r.key(), index: r.int('index', -MAX_INDEX, MAX_INDEX), value: r.value() }) },
   LRange: {
@@ -209,6 +219,35 @@ const OPERATIONS: Record<string, { write: boolean; decode: (r: Reader) => TxnOpC
   HGetAll: { write: false, decode: (r) => ({ op: 'hgetall', key: r.key() }) },
   HLen: { write: false, decode: (r) => ({ op: 'hlen', key: r.key() }) },
 };
+
+/**
+ * A Keys page size: the request's, at most --max-keys-per-call (and the most
+ * one page can hold); 0 asks for the default page, itself cut to the flag.
+ */
+function keysLimit(r: Reader): number {
+  const limit = r.int('limit', 0, Number.MAX_SAFE_INTEGER);
+  const flag = r.limits.maxKeysPerCall;
+  const max = Math.min(flag, MAX_KEYS_LIMIT);
+  if (limit > max) invalid(`KeysRequest.limit is ${limit}; the limit is ${max} (${max === flag ? '--max-keys-per-call' : 'the most one page holds'})`);
+  if (limit === 0 && max < DEFAULT_KEYS_LIMIT) return max;
+  return limit;
+}
+
+/**
+ * Refuses a read's answer with more elements than --max-keys-per-call (LRange,
+ * HGetAll, and those inside a read-only Txn). Writes are not checked: their
+ * answer cannot be refused once they took effect, and pops are bounded by count.
+ */
+export function checkAnswerSize(method: string, result: Result, maxKeysPerCall: number): void {
+  if (result.kind === 'txn') {
+    for (const inner of result.results) checkAnswerSize(`${method} operation`, inner, maxKeysPerCall);
+    return;
+  }
+  const size = result.kind === 'values' ? result.values.length : result.kind === 'fields' ? result.fields.length : 0;
+  if (size <= maxKeysPerCall) return;
+  const what = result.kind === 'values' ? 'elements; ask for a smaller range (start, stop)' : 'fields; read them with HGet, or split the hash';
+  throw new ResourceExhaustedError(`${method} would answer with ${size} ${what}: the limit is ${maxKeysPerCall} (--max-keys-per-call)`);
+}
 
 /** RequestOp oneof case -> RPC method name. */
 const TXN_CASES: Record<string, string> = {

@@ -3,20 +3,22 @@
  * proposes writes and confirms linearizable reads with ReadIndex; a follower
  * answers serializable reads itself and forwards the rest to the leader.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { NotLeaderError } from '../raft/index.ts';
 import type { Result } from '../state/index.ts';
 import { InvalidArgumentError } from '../state/index.ts';
 import type { AddressBook } from './address-book.ts';
+import { forwardedFor, guardService } from './auth.ts';
+import type { Authenticator } from './auth.ts';
 import { NoLeaderError } from './errors.ts';
 import { FORWARDED_HEADER } from './forwarder.ts';
-import type { Forwarder } from './forwarder.ts';
-import { toStatus } from './grpc-status.ts';
+import type { ForwardedFor, Forwarder } from './forwarder.ts';
+import { statusError, toStatus } from './grpc-status.ts';
 import type { LeaderHint } from './grpc-status.ts';
-import { decodeRequest, encodeResponse, encodeTxnResponse } from './kv-commands.ts';
+import { checkAnswerSize, decodeRequest, encodeResponse, encodeTxnResponse } from './kv-commands.ts';
 import type { DecodedRequest, ProtoMessage, RequestLimits } from './kv-commands.ts';
 import type { Metrics } from './metrics.ts';
-import { KV_METHODS } from '../proto/loader.ts';
+import { KV_METHODS, loadProtos } from '../proto/loader.ts';
 import type { ImplementationOf, KvMethod } from '../proto/loader.ts';
 import type { RaftNode } from './raft-node.ts';
 import type { WatchEvent, WatchHub } from './watch-hub.ts';
@@ -31,9 +33,16 @@ export interface KvServiceOptions {
   readonly metrics: Metrics;
   /** Most bytes a Watch stream may have buffered before the watcher counts as fallen behind. */
   readonly maxWatchBufferBytes?: number;
+  /** Watch streams one client connection may hold open (--max-watches-per-connection). */
+  readonly maxWatchesPerConnection: number;
+  /** Who may call what; null: authentication is off. */
+  readonly auth: Authenticator | null;
 }
 
 export class KvService {
+  /** Open Watch streams per client connection (grpc-js names a connection by its peer address). */
+  private readonly watchesByPeer = new Map<string, number>();
+
   constructor(private readonly options: KvServiceOptions) {}
 
   implementation(): ImplementationOf<KvMethod> {
@@ -43,7 +52,7 @@ export class KvService {
       impl[method] = ((call: grpc.ServerUnaryCall<ProtoMessage, ProtoMessage>, callback: grpc.sendUnaryData<ProtoMessage>) => {
         const forwarded = call.metadata.get(FORWARDED_HEADER).length > 0;
         const began = performance.now();
-        this.execute(method, call.request, forwarded, this.timeoutFor(call)).then(
+        this.execute(method, call.request, forwarded, this.timeoutFor(call), forwardedFor(call)).then(
           (response) => {
             this.options.metrics.observeRequest(method, 'OK', performance.now() - began);
             callback(null, response);
@@ -57,17 +66,17 @@ export class KvService {
       }) as grpc.UntypedHandleCall;
     }
     impl.Watch = ((call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>) => this.watch(call)) as grpc.UntypedHandleCall;
-    return impl as ImplementationOf<KvMethod>;
+    return guardService('KV', loadProtos().kv, impl as ImplementationOf<KvMethod>, this.options.auth);
   }
 
   /** Runs one request here or at the leader; resolves with the response message. */
-  async execute(method: KvMethod, request: ProtoMessage, forwarded: boolean, timeoutMs: number): Promise<ProtoMessage> {
+  async execute(method: KvMethod, request: ProtoMessage, forwarded: boolean, timeoutMs: number, caller: ForwardedFor | null = null): Promise<ProtoMessage> {
     const decoded = decodeRequest(method, request, this.options.limits);
     const { node } = this.options;
     if (!decoded.write && decoded.consistency === 'SERIALIZABLE') {
       return this.respond(method, decoded, node.state.read(decoded.command, node.readTimeMs()));
     }
-    if (!node.isLeader) return this.forward(method, request, forwarded, timeoutMs);
+    if (!node.isLeader) return this.forward(method, request, forwarded, timeoutMs, caller);
     try {
       if (decoded.write) return this.respond(method, decoded, await node.propose(decoded.command, decoded.session, timeoutMs));
       const index = await node.readIndex(timeoutMs);
@@ -75,16 +84,17 @@ export class KvService {
       return this.respond(method, decoded, node.state.read(decoded.command, node.linearizableReadTimeMs(), { touch: true }));
     } catch (error) {
       // Lost leadership between the check and the proposal: the new leader can take it.
-      if (error instanceof NotLeaderError && !forwarded) return this.forward(method, request, forwarded, timeoutMs);
+      if (error instanceof NotLeaderError && !forwarded) return this.forward(method, request, forwarded, timeoutMs, caller);
       throw error;
     }
   }
 
   private respond(method: KvMethod, decoded: DecodedRequest, result: Result): ProtoMessage {
+    if (!decoded.write) checkAnswerSize(method, result, this.options.limits.maxKeysPerCall);
     return method === 'Txn' ? encodeTxnResponse(decoded.command, result) : encodeResponse(method, result);
   }
 
-  private async forward(method: KvMethod, request: ProtoMessage, forwarded: boolean, timeoutMs: number): Promise<ProtoMessage> {
+  private async forward(method: KvMethod, request: ProtoMessage, forwarded: boolean, timeoutMs: number, caller: ForwardedFor | null): Promise<ProtoMessage> {
     const { node } = this.options;
     // One hop at most: a forwarded request that finds no leader here goes back to the client as UNAVAILABLE.
     if (forwarded) throw new NotLeaderError(node.leader);
@@ -93,17 +103,24 @@ export class KvService {
     const address = this.options.addresses.get(leader)?.clientAddr ?? '';
     if (address === '') throw new NotLeaderError(leader);
     this.options.metrics.forwarded(method);
-    return this.options.forwarder.call('kv', address, method, request, timeoutMs);
+    return this.options.forwarder.call('kv', address, method, request, timeoutMs, caller);
   }
 
   private watch(call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>): void {
     const request = call.request;
     const maxBuffered = this.options.maxWatchBufferBytes ?? 16 * 1024 * 1024;
+    const releaseSlot = this.takeWatchSlot(call.getPeer());
+    if (releaseSlot === null) {
+      const limit = this.options.maxWatchesPerConnection;
+      call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, `too many watches on this connection: the limit is ${limit} (--max-watches-per-connection); cancel one, or open another connection`));
+      return;
+    }
     let unsubscribe = (): void => {};
     let ended = false;
     const end = (error: Error | null): void => {
       if (ended) return;
       ended = true;
+      releaseSlot();
       unsubscribe();
       if (error === null) call.end();
       else call.emit('error', toStatus(error, this.leaderHint()));
@@ -127,7 +144,25 @@ export class KvService {
       return;
     }
     call.on('cancelled', () => end(null));
-    call.on('close', () => unsubscribe());
+    call.on('close', () => {
+      releaseSlot();
+      unsubscribe();
+    });
+  }
+
+  /** Counts a watch against its connection; null when the connection is at its limit. The release runs once, however often it is called. */
+  private takeWatchSlot(peer: string): (() => void) | null {
+    const open = this.watchesByPeer.get(peer) ?? 0;
+    if (open >= this.options.maxWatchesPerConnection) return null;
+    this.watchesByPeer.set(peer, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.watchesByPeer.get(peer) ?? 1) - 1;
+      if (left === 0) this.watchesByPeer.delete(peer);
+      else this.watchesByPeer.set(peer, left);
+    };
   }
 
   private timeoutFor(call: grpc.ServerUnaryCall<unknown, unknown>): number {

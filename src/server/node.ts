@@ -15,6 +15,7 @@ import { NodeStorage } from '../storage/index.ts';
 import { PeerTransport } from '../transport/index.ts';
 import type { Config } from '../config/config.ts';
 import { AddressBook, decodeMemberContext } from './address-book.ts';
+import { Authenticator } from './auth.ts';
 import { ClusterService } from './cluster-service.ts';
 import { FaultInjection } from './fault-injection.ts';
 import { Forwarder } from './forwarder.ts';
@@ -215,6 +216,16 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     node.onSnapshotInstalled((index) => hub.onSnapshotInstalled(index));
     node.onLeaderChange(() => health.changed());
 
+    const isMember = (id: string): boolean => {
+      const { voters, learners } = node.status.conf;
+      return voters.includes(id) || learners.includes(id);
+    };
+    const auth = config.authFile === null ? null : new Authenticator(config.authFile, isMember);
+    if (auth !== null) {
+      logger.info({ authFile: config.authFile, users: auth.userCount }, 'client authentication on');
+      reloadSteps.push({ name: 'auth file', run: () => auth.reload() });
+    }
+
     const protos = loadProtos();
     // Forwarded calls go to the leader's client port: TLS like any client's, presenting this node's certificate.
     const forwarder = new Forwarder(protos, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
@@ -224,9 +235,11 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       addresses,
       forwarder,
       watchHub: hub,
-      limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
+      limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxKeysPerCall: config.maxKeysPerCall },
       requestTimeoutMs: config.requestTimeoutMs,
       metrics,
+      maxWatchesPerConnection: config.maxWatchesPerConnection,
+      auth,
     });
     const cluster = new ClusterService({
       node,
@@ -238,9 +251,14 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       maxMemoryBytes: config.maxMemoryBytes,
       requestTimeoutMs: config.requestTimeoutMs,
       leaderHint: () => kv.leaderHint(),
+      auth,
     });
 
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxRequestBytes, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': config.maxRequestBytes,
+      'grpc.max_send_message_length': 64 * 1024 * 1024,
+      'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+    });
     server.addService(protos.kv, kv.implementation());
     server.addService(protos.cluster, cluster.implementation());
     server.addService(protos.health, health.implementation());

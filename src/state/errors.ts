@@ -27,7 +27,7 @@ export class InvalidArgumentError extends StateError {
   readonly code = 'INVALID_ARGUMENT';
 }
 
-/** The memory budget is full and eviction is off. Maps to RESOURCE_EXHAUSTED. */
+/** The memory budget is full and eviction is off, or an answer would exceed its size limit. Maps to RESOURCE_EXHAUSTED. */
 export class ResourceExhaustedError extends StateError {
   readonly code = 'RESOURCE_EXHAUSTED';
 }

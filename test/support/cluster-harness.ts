@@ -57,9 +57,11 @@ export class NodeClient {
   private readonly kv: grpc.Client;
   private readonly cluster: grpc.Client;
 
+  /** `token`: sent as `authorization: Bearer` on every call (nodes started with --auth-file). */
   constructor(
     readonly address: string,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    private readonly token: string | null = null,
   ) {
     const protos = loadProtos();
     this.kv = new protos.clients.kv(address, credentials);
@@ -72,7 +74,7 @@ export class NodeClient {
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (fn === undefined) throw new Error(`no method ${method}`);
     return new Promise((resolveCall, reject) =>
-      fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, reply) => {
+      fn.call(client, request, this.metadata(), { deadline: Date.now() + timeoutMs }, (error, reply) => {
         if (error !== null) reject(new GrpcError(error.code, error.details, error.metadata));
         else resolveCall(reply ?? {});
       }),
@@ -80,11 +82,17 @@ export class NodeClient {
   }
 
   watch(request: object): grpc.ClientReadableStream<Reply> {
-    return (this.kv as unknown as { Watch(r: object): grpc.ClientReadableStream<Reply> }).Watch(request);
+    return (this.kv as unknown as { Watch(r: object, m: grpc.Metadata): grpc.ClientReadableStream<Reply> }).Watch(request, this.metadata());
   }
 
   backup(): grpc.ClientReadableStream<Reply> {
-    return (this.cluster as unknown as { Backup(r: object): grpc.ClientReadableStream<Reply> }).Backup({});
+    return (this.cluster as unknown as { Backup(r: object, m: grpc.Metadata): grpc.ClientReadableStream<Reply> }).Backup({}, this.metadata());
+  }
+
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token !== null) metadata.set('authorization', `Bearer ${this.token}`);
+    return metadata;
   }
 
   close(): void {
@@ -111,6 +119,8 @@ export interface ClusterOptions {
    * TLS while presenting user CLIENT_USER's client certificate.
    */
   readonly tls?: boolean;
+  /** A bearer token the harness's own clients send (an admin's, for nodes started with --auth-file). */
+  readonly token?: string;
 }
 
 /** The user whose client certificate the harness's own clients present in a TLS cluster. */
@@ -129,12 +139,15 @@ export class TestCluster {
   certs: TestCerts | null = null;
   private clientCredentials: grpc.ChannelCredentials = grpc.credentials.createInsecure();
 
-  private constructor(private readonly flags: readonly string[]) {
+  private constructor(
+    private readonly flags: readonly string[],
+    private readonly token: string | null,
+  ) {
     this.root = mkdtempSync(join(tmpdir(), 'quorumkv-test-'));
   }
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
-    const cluster = new TestCluster(options.flags ?? []);
+    const cluster = new TestCluster(options.flags ?? [], options.token ?? null);
     try {
       if (options.tls === true) {
         cluster.certs = await TestCerts.create(join(cluster.root, 'certs'));
@@ -204,7 +217,7 @@ export class TestCluster {
   client(id: string): NodeClient {
     let client = this.clients.get(id);
     if (client === undefined) {
-      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`, this.clientCredentials);
+      client = new NodeClient(`127.0.0.1:${this.spec(id).clientPort}`, this.clientCredentials, this.token);
       this.clients.set(id, client);
     }
     return client;

@@ -44,6 +44,9 @@ describe('loadConfig', () => {
     [['--heartbeat-ms', '600'], /at least twice --heartbeat-ms/],
     [['--id', '../etc'], /--id/],
     [['--data-dir'], /needs a value/],
+    [['--max-watches-per-connection', '0'], /--max-watches-per-connection '0' must be a whole number >= 1/],
+    [['--max-keys-per-call', 'lots'], /--max-keys-per-call 'lots' must be a whole number >= 1/],
+    [['--max-streams-per-connection', '-1'], /--max-streams-per-connection/],
   ])('refuses %j with a message naming the problem', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);
@@ -53,6 +56,25 @@ describe('loadConfig', () => {
     expect(parseBytes('x', '512')).toBe(512);
     expect(parseBytes('x', '4kb')).toBe(4096);
     expect(parseBytes('x', '2GB')).toBe(2 * 1024 ** 3);
+  });
+
+  it('has the abuse limits on by default and authentication off', () => {
+    const config = loadConfig([], {});
+    expect(config).toMatchObject({ authFile: null, maxStreamsPerConnection: 100, maxWatchesPerConnection: 64, maxKeysPerCall: 10_000 });
+  });
+
+  it('reads the auth file and the limits from flags, the environment and the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-config-'));
+    dirs.push(dir);
+    const file = join(dir, 'node.json');
+    writeFileSync(file, JSON.stringify({ 'max-keys-per-call': 500, 'auth-file': '/etc/qkv/users.json' }));
+    const tlsFlags = ['--cert', 'n1.pem', '--key', 'n1-key.pem', '--ca', 'ca.pem'];
+    const config = loadConfig(['--config', file, '--max-watches-per-connection=8', ...tlsFlags], { QUORUMKV_MAX_STREAMS_PER_CONNECTION: '20' });
+    expect(config).toMatchObject({ authFile: '/etc/qkv/users.json', maxStreamsPerConnection: 20, maxWatchesPerConnection: 8, maxKeysPerCall: 500 });
+  });
+
+  it('refuses --auth-file without TLS: tokens must not travel in clear text', () => {
+    expect(() => loadConfig(['--auth-file', 'users.json'], {})).toThrow('--auth-file needs TLS (--cert, --key, --ca): tokens must not cross the network in clear text');
   });
 });
 
