@@ -450,6 +450,11 @@ export class Raft {
     return this.conf;
   }
 
+  /** The commit index (the membership above is as of it); cheaper than status() on hot paths. */
+  get commitIndex(): number {
+    return this.log.committed;
+  }
+
   /** Index of the latest snapshot (0 when none); cheaper than status() on hot paths. */
   get snapshotIndex(): number {
     return this.log.snapshot?.index ?? 0;
