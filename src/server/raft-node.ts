@@ -81,8 +81,6 @@ export class RaftNode {
   private readonly leaderListeners: ((leader: NodeId, term: number) => void)[] = [];
   private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
   private readonly snapshotListeners: ((index: number, membership: ConfState) => void)[] = [];
-  /** Set once a member refused our traffic because this node was removed (at that index): we stop ticking, so we never campaign. */
-  private removedAt: number | null = null;
 
   constructor(options: RaftNodeOptions) {
     this.options = options;
@@ -113,8 +111,7 @@ export class RaftNode {
 
   start(): void {
     this.tickTimer = setInterval(() => {
-      // Ticks are what make a follower campaign: a removed node must not bump terms or start elections.
-      if (this.removedAt === null) this.raft.tick();
+      this.raft.tick();
       this.process();
     }, this.options.tickMs);
     this.scheduleProcess();
@@ -167,32 +164,33 @@ export class RaftNode {
   }
 
   /**
-   * `by` refused our traffic: it saw this node removed from the cluster at
-   * `index`. Believed unless we know better (we committed past `index` and are
-   * a member: we were added back and `by` has not caught up yet). Then this
-   * node stops campaigning and logs why, once; it stays up, serving nothing
-   * that needs a leader, until it is added back by a committed AddMember or
-   * stopped (etcd stops a removed member; a running one keeps supervisors from
-   * restarting it in a loop and keeps its logs and status readable).
+   * `by` refused our traffic: it committed this node's removal at `index`.
+   * The core believes it unless it knows better (see Raft.reportRemoved) and
+   * then stops campaigning; this node logs why, once, and stays up serving
+   * nothing that needs a leader, until it is added back or stopped. (etcd
+   * stops a removed member; one that stays up is not restarted in a loop by
+   * a supervisor, and its logs and status stay readable.)
    */
   removedFromCluster(by: NodeId, index: number, reason: string): void {
-    if (this.removedAt !== null || this.stopped) return;
-    const conf = this.raft.membership;
-    const member = conf.voters.includes(this.id) || conf.learners.includes(this.id);
-    if (member && this.raft.commitIndex >= index) {
+    if (this.stopped) return;
+    const already = this.raft.removedAtIndex !== 0;
+    if (!this.raft.reportRemoved(index)) {
       this.logger.debug({ by, index }, 'a member that has not caught up yet thinks this node is removed: ignored');
       return;
     }
-    this.removedAt = index;
-    this.logger.error(
-      { by, removedAt: index, reason },
-      `this node (${this.id}) was removed from the cluster at index ${index}: it stops campaigning. To bring it back, add it again (AddMember) and restart it with an empty data dir and --join`,
-    );
+    if (!already) {
+      this.logger.error(
+        { by, removedAt: index, reason },
+        `this node (${this.id}) was removed from the cluster at index ${index}: it stops campaigning. To bring it back, add it again (AddMember) and restart it with an empty data dir and --join`,
+      );
+    }
+    this.scheduleProcess();
   }
 
   /** The index at which a member told us this node was removed, or null. */
   get removedAtIndex(): number | null {
-    return this.removedAt;
+    const index = this.raft.removedAtIndex;
+    return index === 0 ? null : index;
   }
 
   reportSnapshot(peer: NodeId, ok: boolean): void {
@@ -384,7 +382,6 @@ export class RaftNode {
       if (entry.type === 'noop') this.failSupersededWrites(entry.index, entry.term);
       else {
         const change = decodeConfChange(entry.data);
-        if (change.type === 'addLearner' && change.nodeId === this.id) this.addedBack(entry.index);
         for (const listener of this.membershipListeners) listener(change, entry.index);
       }
     }
@@ -444,8 +441,6 @@ export class RaftNode {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
     this.state = this.restoreState(file);
     this.options.metrics.snapshotsInstalled++;
-    const { voters, learners } = file.confState;
-    if (voters.includes(this.id) || learners.includes(this.id)) this.addedBack(file.index);
     for (const listener of this.snapshotListeners) listener(file.index, file.confState);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
@@ -454,13 +449,6 @@ export class RaftNode {
         pending.reject(new OutcomeUnknownError('this node installed a snapshot from the leader'));
       }
     }
-  }
-
-  /** A committed change at `index` lists this node again: after its removal, it may campaign again. */
-  private addedBack(index: number): void {
-    if (this.removedAt === null || index <= this.removedAt) return;
-    this.logger.info({ index, removedAt: this.removedAt }, 'added back to the cluster');
-    this.removedAt = null;
   }
 
   private restoreState(file: StoredSnapshot): StateMachine {
