@@ -150,6 +150,8 @@ export class Raft {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private readonly votes = new Map<NodeId, boolean>();
+  /** Set by reportRemoved(): the index a member saw this node removed at; 0 while it is not known removed. Never campaigns while set. */
+  private removedAt = 0;
 
   // Leader state.
   private readonly progress = new Map<NodeId, Progress>();
@@ -290,6 +292,23 @@ export class Raft {
       pr.next = pr.match + 1;
     }
     pr.probeSent = true; // wait for the follower's answer (or a heartbeat) before probing
+  }
+
+  /**
+   * A member refused this node's traffic because it committed this node's
+   * removal at `index`. Unless this node knows better (it is a member of its
+   * own configuration, committed at or past `index`: it was added back and
+   * that member lags), it stops campaigning, and steps down without touching
+   * its term, until a committed change or a snapshot after `index` lists it
+   * again. A node that missed its own removal (it was down, or restarted from
+   * old data) believes it is a voter: this keeps it from forcing elections.
+   * Returns whether the report was taken.
+   */
+  reportRemoved(index: number): boolean {
+    if (isMember(this.conf, this.id) && this.log.committed >= index) return false;
+    this.removedAt = Math.max(this.removedAt, index);
+    if (this.role !== 'follower') this.becomeFollower(this.term, NONE);
+    return true;
   }
 
   /** Tells the core that `to` is unreachable, so pipelining to it stops until it answers again. */
@@ -450,6 +469,16 @@ export class Raft {
     return this.conf;
   }
 
+  /** The commit index (the membership above is as of it); cheaper than status() on hot paths. */
+  get commitIndex(): number {
+    return this.log.committed;
+  }
+
+  /** The index a member reported this node removed at (reportRemoved), or 0. */
+  get removedAtIndex(): number {
+    return this.removedAt;
+  }
+
   /** Index of the latest snapshot (0 when none); cheaper than status() on hot paths. */
   get snapshotIndex(): number {
     return this.log.snapshot?.index ?? 0;
@@ -527,7 +556,7 @@ export class Raft {
   }
 
   private campaign(kind: 'preElection' | 'election' | 'transfer'): void {
-    if (!this.isVoter()) return;
+    if (!this.isVoter() || this.removedAt !== 0) return;
     let voteTerm: number;
     if (kind === 'preElection') {
       this.becomePreCandidate();
@@ -573,7 +602,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.isVoter() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.isVoter() && this.removedAt === 0 && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.campaign(this.preVote ? 'preElection' : 'election');
     }
@@ -730,6 +759,7 @@ export class Raft {
       this.log.restore(snapshot);
       this.conf = snapshot.confState;
       this.confHistory = [{ index: snapshot.index, conf: this.conf }];
+      if (isMember(this.conf, this.id)) this.addedBack(snapshot.index);
     }
     this.replyAppend(m.from, { reject: false, index: snapshot.index, hintIndex: 0, hintTerm: 0 });
   }
@@ -933,6 +963,7 @@ export class Raft {
   private applyConfChange(change: ConfChange, index: number): void {
     this.conf = applyConfChange(this.conf, change);
     this.confHistory.push({ index, conf: this.conf });
+    if (change.type === 'addLearner' && change.nodeId === this.id) this.addedBack(index);
     this.logger.info({ change: change.type, node: change.nodeId, index, voters: this.conf.voters, learners: this.conf.learners }, 'membership changed');
     if (this.role !== 'leader') return;
     switch (change.type) {
@@ -959,6 +990,13 @@ export class Raft {
       return;
     }
     this.maybeCommit(); // the quorum changed
+  }
+
+  /** A committed change at `index` lists this node: after a removal reported before it, it may campaign again. */
+  private addedBack(index: number): void {
+    if (this.removedAt === 0 || index <= this.removedAt) return;
+    this.logger.info({ index, removedAt: this.removedAt }, 'added back to the cluster');
+    this.removedAt = 0;
   }
 
   private confAt(index: number): ConfState {

@@ -23,7 +23,9 @@ import { HealthService } from './health-service.ts';
 import { startHttpServer } from './http-server.ts';
 import { KvService } from './kv-service.ts';
 import { LeaderChores } from './leader-chores.ts';
+import { MembershipHistory } from './membership-history.ts';
 import { Metrics } from './metrics.ts';
+import { admitPeer, standingOf } from './peer-admission.ts';
 import { createReflectionService, loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
 import { NodeTls } from '../tls/node-tls.ts';
@@ -150,6 +152,9 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     raftNode = node;
     const hub = new WatchHub(node.state.lastAppliedIndex);
     watchHub = hub;
+    const history = new MembershipHistory(config.dataDir, node.membership);
+    node.onMembershipChange((change, index) => history.recordChange(change, index));
+    node.onSnapshotInstalled((index, membership) => history.recordSnapshot(membership, index));
 
     const transport = new PeerTransport({
       nodeId: config.id,
@@ -165,6 +170,11 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       ...(tls === null
         ? {}
         : { credentials: { server: tls.peerServerCredentials(), client: tls.peerChannelCredentials(), certificateProblem: tls.peerCertificateProblem } }),
+      admit: (from, messages) => admitPeer(from, messages, (id) => standingOf(id, node.membership, node.commitIndex, history.get(id))),
+      onRemoved: (peer, index, reason) => {
+        node.removedFromCluster(peer, index, reason);
+        if (node.removedAtIndex !== null) updatePeers();
+      },
       snapshots: {
         open: (meta) => {
           const latest = storage.latestSnapshot;
@@ -191,13 +201,17 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     stopping.unshift(() => transport.close());
     // Every node we know how to reach, not only members: a node that just joined
     // knows no membership yet, but must answer the leader that streams to it.
+    // A node told it was removed talks to no one (its streams would only be refused again) until it is added back.
     const updatePeers = () => {
       const peers = new Map<NodeId, string>();
-      for (const [id, { peerAddr }] of addresses.entries()) if (id !== config.id && peerAddr !== '') peers.set(id, faults?.dialAddress(id, peerAddr) ?? peerAddr);
+      if (node.removedAtIndex === null) {
+        for (const [id, { peerAddr }] of addresses.entries()) if (id !== config.id && peerAddr !== '') peers.set(id, faults?.dialAddress(id, peerAddr) ?? peerAddr);
+      }
       transport.setPeers(peers);
     };
     node.setSender(transport);
     node.onMembershipChange((change) => {
+      if (change.type === 'addLearner' && change.nodeId === config.id) updatePeers();
       if (change.type === 'addLearner') {
         const known = decodeMemberContext(change.context);
         if (known !== null) addresses.update(change.nodeId, known);
@@ -213,7 +227,10 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     node.onApplied(({ entry }) => {
       if (entry.type === 'normal') hub.onApplied(entry, node.state);
     });
-    node.onSnapshotInstalled((index) => hub.onSnapshotInstalled(index));
+    node.onSnapshotInstalled((index) => {
+      hub.onSnapshotInstalled(index);
+      updatePeers();
+    });
     node.onLeaderChange(() => health.changed());
 
     const isMember = (id: string): boolean => {

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
-import type { ConfChange, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
 import type { ClientSession, Command, Result } from '../state/index.ts';
 import { StateMachine, encodeEntry } from '../state/index.ts';
 import type { StateMachineConfig } from '../state/index.ts';
@@ -80,7 +80,7 @@ export class RaftNode {
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
   private readonly leaderListeners: ((leader: NodeId, term: number) => void)[] = [];
   private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
-  private readonly snapshotListeners: ((index: number) => void)[] = [];
+  private readonly snapshotListeners: ((index: number, membership: ConfState) => void)[] = [];
 
   constructor(options: RaftNodeOptions) {
     this.options = options;
@@ -141,8 +141,8 @@ export class RaftNode {
     this.membershipListeners.push(listener);
   }
 
-  /** The state was replaced by a snapshot from the leader. */
-  onSnapshotInstalled(listener: (index: number) => void): void {
+  /** The state was replaced by a snapshot from the leader (as of `index`, with that membership). */
+  onSnapshotInstalled(listener: (index: number, membership: ConfState) => void): void {
     this.snapshotListeners.push(listener);
   }
 
@@ -161,6 +161,36 @@ export class RaftNode {
 
   reportUnreachable(peer: NodeId): void {
     this.raft.reportUnreachable(peer);
+  }
+
+  /**
+   * `by` refused our traffic: it committed this node's removal at `index`.
+   * The core believes it unless it knows better (see Raft.reportRemoved) and
+   * then stops campaigning; this node logs why, once, and stays up serving
+   * nothing that needs a leader, until it is added back or stopped. (etcd
+   * stops a removed member; one that stays up is not restarted in a loop by
+   * a supervisor, and its logs and status stay readable.)
+   */
+  removedFromCluster(by: NodeId, index: number, reason: string): void {
+    if (this.stopped) return;
+    const already = this.raft.removedAtIndex !== 0;
+    if (!this.raft.reportRemoved(index)) {
+      this.logger.debug({ by, index }, 'a member that has not caught up yet thinks this node is removed: ignored');
+      return;
+    }
+    if (!already) {
+      this.logger.error(
+        { by, removedAt: index, reason },
+        `this node (${this.id}) was removed from the cluster at index ${index}: it stops campaigning. To bring it back, add it again (AddMember) and restart it with an empty data dir and --join`,
+      );
+    }
+    this.scheduleProcess();
+  }
+
+  /** The index at which a member told us this node was removed, or null. */
+  get removedAtIndex(): number | null {
+    const index = this.raft.removedAtIndex;
+    return index === 0 ? null : index;
   }
 
   reportSnapshot(peer: NodeId, ok: boolean): void {
@@ -247,6 +277,15 @@ export class RaftNode {
 
   get leader(): NodeId {
     return this.raft.leader;
+  }
+
+  /** The membership as of the commit index. */
+  get membership(): ConfState {
+    return this.raft.membership;
+  }
+
+  get commitIndex(): number {
+    return this.raft.commitIndex;
   }
 
   /** Log time for reads here: never behind what was applied, so an expired key stays expired. */
@@ -402,7 +441,7 @@ export class RaftNode {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
     this.state = this.restoreState(file);
     this.options.metrics.snapshotsInstalled++;
-    for (const listener of this.snapshotListeners) listener(file.index);
+    for (const listener of this.snapshotListeners) listener(file.index, file.confState);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
       if (index <= file.index) {

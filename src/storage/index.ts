@@ -4,6 +4,7 @@ export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall } from './
 export { SnapshotFileReader, SNAPSHOT_FORMAT_VERSION } from './snapshot-file.ts';
 export { SnapshotReceiver, DEFAULT_CHUNK_BYTES } from './snapshot-transfer.ts';
 export { NODE_SCHEMA_VERSION } from './node-db.ts';
+export { durableRename } from './durable-fs.ts';
 export {
   StorageError,
   CorruptDataError,

@@ -31,6 +31,22 @@ export class UnauthenticatedPeerError extends TransportError {
   readonly code = 'UNAUTHENTICATED_PEER';
 }
 
+/**
+ * Traffic from a sender this node does not admit (PeerTransportOptions.admit):
+ * a removed member, or a non-member sending more than leader traffic.
+ * Answered with PERMISSION_DENIED; for a removed sender the answer's trailers
+ * carry the index it was removed at (METADATA_REMOVED_AT), so it can stop.
+ */
+export class PeerNotAdmittedError extends TransportError {
+  readonly code = 'NOT_ADMITTED';
+  constructor(
+    message: string,
+    readonly removedAtIndex: number | null,
+  ) {
+    super(message);
+  }
+}
+
 /** A PeerTransport used after close(), or started twice. */
 export class TransportStateError extends TransportError {
   readonly code = 'TRANSPORT_STATE';

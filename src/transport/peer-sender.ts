@@ -26,9 +26,25 @@ export const METADATA_TO = 'quorumkv-to';
  */
 export const METADATA_CLIENT_ADDR = 'quorumkv-client-addr';
 export const METADATA_PEER_ADDR = 'quorumkv-peer-addr';
+/** Trailer of a PERMISSION_DENIED refusal: the log index at which the receiver saw this sender removed. */
+export const METADATA_REMOVED_AT = 'quorumkv-removed-at';
+
+/** The removal index a refusal carries, or null when it is not a refusal of a removed member. */
+function removedAtIndex(err: grpc.ServiceError | null): number | null {
+  if (err === null || err.code !== grpc.status.PERMISSION_DENIED) return null;
+  const [value] = err.metadata?.get(METADATA_REMOVED_AT) ?? [];
+  const index = typeof value === 'string' ? Number(value) : NaN;
+  return Number.isSafeInteger(index) && index > 0 ? index : null;
+}
 
 /** Answers that mean the peer refuses this node's streams (misconfiguration), not that it is down. */
-const REFUSALS = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED, grpc.status.UNAUTHENTICATED]);
+const REFUSALS = new Set([
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+]);
 /** A TLS handshake that failed on certificates (grpc-js reports it as UNAVAILABLE with the TLS error in the details). */
 const TLS_FAILURE = /certificate|self[- ]signed|dialed member|handshake|alert|SSL/i;
 
@@ -46,6 +62,8 @@ export interface SenderContext {
   readonly credentials: grpc.ChannelCredentials;
   readonly onUnreachable: (peer: NodeId) => void;
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
+  /** The peer refused our traffic: this node was removed from the cluster at `removedAtIndex`. */
+  readonly onRemoved: (peer: NodeId, removedAtIndex: number, reason: string) => void;
   /** Asks for flush() on the next flush turn (after a 'drain'). */
   readonly scheduleFlush: (sender: PeerSender) => void;
 }
@@ -264,6 +282,8 @@ export class PeerSender {
       } else this.ctx.logger.warn(fields, 'peer unreachable');
       this.lastFailure = failure;
     }
+    const removedAt = removedAtIndex(err);
+    if (removedAt !== null && err !== null) this.ctx.onRemoved(this.id, removedAt, err.details);
     // Whatever was still buffered in the stream is lost with it.
     this.drop();
     this.scheduleReconnect();
@@ -333,6 +353,8 @@ export class PeerSender {
       while (!outcome.ended) await nextEvent();
     } catch (err) {
       call.cancel();
+      const removedAt = removedAtIndex(outcome.error);
+      if (removedAt !== null && outcome.error !== null) this.ctx.onRemoved(this.id, removedAt, outcome.error.details);
       if (!state.cancelled) {
         const reason = outcome.error !== null ? outcome.error.details : err instanceof Error ? err.message : String(err);
         logger.warn({ peer: this.id, index: m.snapshot.index, sentBytes: offset, reason }, 'snapshot send failed');
@@ -341,6 +363,8 @@ export class PeerSender {
     }
     if (outcome.error !== null) {
       const { code, details } = outcome.error;
+      const removedAt = removedAtIndex(outcome.error);
+      if (removedAt !== null) this.ctx.onRemoved(this.id, removedAt, details);
       logger.warn({ peer: this.id, index: m.snapshot.index, code: grpc.status[code], reason: details }, 'peer did not take the snapshot');
       return false;
     }

@@ -11,8 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Message, NodeId } from '../raft/index.ts';
 import { decodeBatch, decodeSnapshotChunk, encodeSnapshotAck, SEND_ACK } from './codec.ts';
 import type { SnapshotChunk } from './codec.ts';
-import { MalformedMessageError, MisdirectedTrafficError, TransportStateError, UnauthenticatedPeerError } from './errors.ts';
-import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_PEER_ADDR, METADATA_FROM, METADATA_TO, PeerSender } from './peer-sender.ts';
+import { MalformedMessageError, MisdirectedTrafficError, PeerNotAdmittedError, TransportStateError, UnauthenticatedPeerError } from './errors.ts';
+import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_PEER_ADDR, METADATA_FROM, METADATA_REMOVED_AT, METADATA_TO, PeerSender } from './peer-sender.ts';
 import type { SenderContext } from './peer-sender.ts';
 import { RAFT_SERVICE } from './service.ts';
 import { DEFAULT_TUNING } from './types.ts';
@@ -20,10 +20,18 @@ import type { PeerTransportOptions, SnapshotStore, TransportLogger, TransportSta
 
 const silentLogger: TransportLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** Bounds lastRefusal: senders are few, but their ids come from the network. */
+const MAX_REMEMBERED_REFUSALS = 1000;
+
 type ServerStream = grpc.ServerReadableStream<Buffer, Buffer>;
 type Respond = grpc.sendUnaryData<Buffer>;
 
-function statusOf(err: unknown): { code: grpc.status; details: string } {
+function statusOf(err: unknown): { code: grpc.status; details: string; metadata?: grpc.Metadata } {
+  if (err instanceof PeerNotAdmittedError) {
+    const metadata = new grpc.Metadata();
+    if (err.removedAtIndex !== null) metadata.set(METADATA_REMOVED_AT, String(err.removedAtIndex));
+    return { code: grpc.status.PERMISSION_DENIED, details: err.message, metadata };
+  }
   if (err instanceof MisdirectedTrafficError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   if (err instanceof MalformedMessageError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
   if (err instanceof UnauthenticatedPeerError) return { code: grpc.status.UNAUTHENTICATED, details: err.message };
@@ -71,6 +79,8 @@ export class PeerTransport {
   /** Senders being closed (removed peers) and snapshot receives under way: close() waits for them. */
   private readonly pending = new Set<Promise<void>>();
   private readonly senderContext: SenderContext;
+  /** The last refusal logged per claimed sender, so a sender retrying is not logged on every attempt. */
+  private readonly lastRefusal = new Map<string, string>();
 
   constructor(options: PeerTransportOptions) {
     this.options = options;
@@ -95,6 +105,9 @@ export class PeerTransport {
       },
       onSnapshotStatus: (peer, ok) => {
         if (this.state !== 'closed') this.options.onSnapshotStatus(peer, ok);
+      },
+      onRemoved: (peer, removedAtIndex, reason) => {
+        if (this.state !== 'closed') this.options.onRemoved?.(peer, removedAtIndex, reason);
       },
       scheduleFlush: (sender) => this.markDirty(sender),
     };
@@ -269,24 +282,40 @@ export class PeerTransport {
     }
   }
 
+  /** Why `from` may not send `messages` here (see PeerTransportOptions.admit), or null. */
+  private notAdmitted(from: NodeId | undefined, messages: readonly Message[]): PeerNotAdmittedError | null {
+    if (this.options.admit === undefined || from === undefined) return null;
+    const refusal = this.options.admit(from, messages);
+    return refusal === null ? null : new PeerNotAdmittedError(refusal.reason, refusal.removedAtIndex);
+  }
+
   private refuse(call: ServerStream, respond: Respond, err: unknown): void {
     this.stats.refused++;
     const status = statusOf(err);
-    this.logger.warn({ peer: call.getPeer(), code: grpc.status[status.code], reason: status.details }, 'refused peer traffic');
+    const from = metadataValue(call.metadata, METADATA_FROM) ?? '';
+    const fields = { peer: call.getPeer(), from, code: grpc.status[status.code], reason: status.details };
+    // A sender that keeps reconnecting gets the same answer each time: said once, then quietly.
+    if (this.lastRefusal.get(from) === status.details) {
+      this.logger.debug(fields, 'refused peer traffic');
+    } else {
+      if (this.lastRefusal.size >= MAX_REMEMBERED_REFUSALS) this.lastRefusal.clear();
+      this.lastRefusal.set(from, status.details);
+      this.logger.warn(fields, 'refused peer traffic');
+    }
     respond(status);
   }
 
   private handleSend(call: ServerStream, respond: Respond): void {
     const metadata = call.metadata;
-    const misdirected = this.misdirection(metadataValue(metadata, METADATA_CLUSTER_ID), metadataValue(metadata, METADATA_FROM), metadataValue(metadata, METADATA_TO));
-    if (misdirected !== null) {
-      this.refuse(call, respond, misdirected);
-      return;
-    }
     const from = metadataValue(metadata, METADATA_FROM);
+    // Addressed to us, then who it is (TLS), then whether that member may talk to us.
     let sender: NodeId | null;
     try {
+      const misdirected = this.misdirection(metadataValue(metadata, METADATA_CLUSTER_ID), from, metadataValue(metadata, METADATA_TO));
+      if (misdirected !== null) throw misdirected;
       sender = this.authenticatedSender(call, from);
+      const notAdmitted = this.notAdmitted(from, []);
+      if (notAdmitted !== null) throw notAdmitted;
     } catch (err) {
       this.refuse(call, respond, err);
       return;
@@ -302,10 +331,12 @@ export class PeerTransport {
       let batch;
       try {
         batch = decodeBatch(bytes);
-        const problem = this.misdirection(batch.clusterId, batch.from, batch.to);
-        if (problem !== null) throw problem;
+        const misdirected = this.misdirection(batch.clusterId, batch.from, batch.to);
+        if (misdirected !== null) throw misdirected;
         this.checkSender(sender, batch.from);
         for (const m of batch.messages) this.checkSender(sender, m.from);
+        const notAdmitted = this.notAdmitted(from ?? batch.from, batch.messages);
+        if (notAdmitted !== null) throw notAdmitted;
       } catch (err) {
         answered = true;
         this.refuse(call, respond, err);
@@ -333,18 +364,14 @@ export class PeerTransport {
   }
 
   private handleInstallSnapshot(call: ServerStream, respond: Respond): void {
-    const misdirected = this.misdirection(
-      metadataValue(call.metadata, METADATA_CLUSTER_ID),
-      metadataValue(call.metadata, METADATA_FROM),
-      metadataValue(call.metadata, METADATA_TO),
-    );
-    if (misdirected !== null) {
-      this.refuse(call, respond, misdirected);
-      return;
-    }
+    const from = metadataValue(call.metadata, METADATA_FROM);
     let sender: NodeId | null;
     try {
-      sender = this.authenticatedSender(call, metadataValue(call.metadata, METADATA_FROM));
+      const misdirected = this.misdirection(metadataValue(call.metadata, METADATA_CLUSTER_ID), from, metadataValue(call.metadata, METADATA_TO));
+      if (misdirected !== null) throw misdirected;
+      sender = this.authenticatedSender(call, from);
+      const notAdmitted = this.notAdmitted(from, []);
+      if (notAdmitted !== null) throw notAdmitted;
     } catch (err) {
       this.refuse(call, respond, err);
       return;
@@ -374,9 +401,11 @@ export class PeerTransport {
     if (first === null) throw new MalformedMessageError('an InstallSnapshot stream ended before its first chunk');
     if (first.header === null) throw new MalformedMessageError('the first chunk of an InstallSnapshot stream has no header');
     const { message, clusterId } = first.header;
-    const problem = this.misdirection(clusterId, message.from, message.to);
-    if (problem !== null) throw problem;
+    const misdirected = this.misdirection(clusterId, message.from, message.to);
+    if (misdirected !== null) throw misdirected;
     this.checkSender(sender, message.from);
+    const notAdmitted = this.notAdmitted(metadataValue(call.metadata, METADATA_FROM) ?? message.from, [message]);
+    if (notAdmitted !== null) throw notAdmitted;
 
     let received = 0;
     let complete = false;

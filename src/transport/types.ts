@@ -84,6 +84,15 @@ export interface PeerTransportOptions {
   readonly advertisedPeerAddr?: string;
   /** A peer announced its addresses (once per stream it opens to us); '' for one it did not announce. */
   readonly onPeerInfo?: (peer: NodeId, info: { readonly clientAddr: string; readonly peerAddr: string }) => void;
+  /**
+   * Asked before traffic from `from` (the sender the stream names) is taken:
+   * when a stream opens (no messages), for every batch, and for a snapshot's
+   * message. A refusal ends the stream with PERMISSION_DENIED and its reason.
+   * Absent: everything from this cluster is taken.
+   */
+  readonly admit?: (from: NodeId, messages: readonly Message[]) => { readonly reason: string; readonly removedAtIndex: number | null } | null;
+  /** `peer` refused our traffic because this node was removed from the cluster at `removedAtIndex`. */
+  readonly onRemoved?: (peer: NodeId, removedAtIndex: number, reason: string) => void;
   /** A snapshot send to `peer` ended: ok once the peer stored the file and took the message. */
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /**
@@ -116,7 +125,7 @@ export interface TransportStats {
   batchesReceived: number;
   messagesReceived: number;
   bytesReceived: number;
-  /** Batches and snapshot streams refused (malformed, another cluster, another addressee). */
+  /** Batches and snapshot streams refused (malformed, another cluster, another addressee, a sender not admitted). */
   refused: number;
   snapshotsSent: number;
   snapshotsFailed: number;

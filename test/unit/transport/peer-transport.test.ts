@@ -10,7 +10,7 @@ import type { Message, NodeId, SnapshotMeta } from '../../../src/raft/index.ts';
 import type { InstallSnapshot } from '../../../src/raft/messages.ts';
 import { encodeBatch } from '../../../src/transport/codec.ts';
 import { PeerTransport } from '../../../src/transport/index.ts';
-import type { SnapshotStore, TransportLogger, TransportTuning } from '../../../src/transport/index.ts';
+import type { PeerTransportOptions, SnapshotStore, TransportLogger, TransportTuning } from '../../../src/transport/index.ts';
 import { passBuffer, SEND_PATH } from '../../../src/transport/service.ts';
 
 interface LogLine {
@@ -30,6 +30,8 @@ interface Node {
   readonly log: LogLine[];
   readonly events: string[];
   readonly store: FakeSnapshotStore;
+  /** Every onRemoved call: the peer that refused us, the removal index, the reason. */
+  readonly removed: [NodeId, number, string][];
 }
 
 /** Snapshot files held in memory: `files` by index for open(), what was received for receive(). */
@@ -72,8 +74,16 @@ afterEach(async () => {
 
 async function startNode(
   id: NodeId,
-  options: { clusterId?: string; port?: number; tuning?: Partial<TransportTuning>; clientAddr?: string; peerInfo?: [NodeId, string][] } = {},
+  options: {
+    clusterId?: string;
+    port?: number;
+    tuning?: Partial<TransportTuning>;
+    clientAddr?: string;
+    peerInfo?: [NodeId, string][];
+    admit?: PeerTransportOptions['admit'];
+  } = {},
 ): Promise<Node> {
+  const removed: [NodeId, number, string][] = [];
   const batches: Message[][] = [];
   const unreachable: NodeId[] = [];
   const snapshotStatus: [NodeId, boolean][] = [];
@@ -97,10 +107,12 @@ async function startNode(
     tuning: { ...FAST, ...options.tuning },
     ...(options.clientAddr === undefined ? {} : { advertisedClientAddr: options.clientAddr, advertisedPeerAddr: `${options.clientAddr}-peer` }),
     onPeerInfo: (peer, info) => options.peerInfo?.push([peer, `${info.clientAddr} ${info.peerAddr}`]),
+    onRemoved: (peer, index, reason) => removed.push([peer, index, reason]),
+    ...(options.admit === undefined ? {} : { admit: options.admit }),
   });
   open.push(transport);
   const port = await transport.start();
-  return { id, transport, port, batches, unreachable, snapshotStatus, log, events, store };
+  return { id, transport, port, batches, unreachable, snapshotStatus, log, events, store, removed };
 }
 
 function connect(...nodes: Node[]): void {
@@ -345,6 +357,46 @@ describe('PeerTransport', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('refuses a sender its admit check refuses with PERMISSION_DENIED, and tells a removed sender when it was removed', async () => {
+    const admit: PeerTransportOptions['admit'] = (from) => (from === 'a' ? { reason: 'a was removed from the cluster at index 77', removedAtIndex: 77 } : null);
+    const [a, b] = await Promise.all([startNode('a'), startNode('b', { admit })]);
+    connect(a, b);
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('the removal report', () => a.removed.length > 0);
+    expect(a.removed[0]).toEqual(['b', 77, 'a was removed from the cluster at index 77']);
+    const refusal = a.log.find((l) => l.message === 'peer refused the Raft stream');
+    expect(refusal?.level).toBe('error');
+    expect(JSON.stringify(refusal?.fields)).toContain('PERMISSION_DENIED: a was removed from the cluster at index 77');
+    // The sender keeps reconnecting; the receiver says so once, then quietly.
+    await waitFor('a few reconnects', () => b.transport.getStats().refused >= 3);
+    expect(b.log.filter((l) => l.message === 'refused peer traffic' && l.level === 'warn')).toHaveLength(1);
+    expect(b.batches).toEqual([]);
+    a.store.files.set(5, [new Uint8Array([1, 2, 3])]);
+    a.transport.send([snapshotMessage('a', 'b', 5)]);
+    await waitFor('the snapshot status', () => a.snapshotStatus.length === 1);
+    expect(a.snapshotStatus).toEqual([['b', false]]);
+    expect(b.store.received).toEqual([]);
+  });
+
+  it('checks every batch: a refusal after the stream opened ends it with PERMISSION_DENIED, no removal index', async () => {
+    const admit: PeerTransportOptions['admit'] = (from, messages) =>
+      messages.some((m) => m.type === 'vote') ? { reason: `${from} is not a member: only members of the current configuration may send vote messages`, removedAtIndex: null } : null;
+    const [a, b] = await Promise.all([startNode('a'), startNode('b', { admit })]);
+    connect(a, b);
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('the heartbeat', () => rounds(b).length === 1);
+    a.transport.send([{ type: 'vote', from: 'a', to: 'b', term: 2, lastLogIndex: 0, lastLogTerm: 0, leaderTransfer: false }]);
+    await waitFor('the refusal', () => a.log.some((l) => l.message === 'peer refused the Raft stream'));
+    expect(JSON.stringify(a.log.find((l) => l.message === 'peer refused the Raft stream')?.fields)).toContain('PERMISSION_DENIED: a is not a member');
+    expect(a.removed).toEqual([]);
+    expect(b.batches.flat().map((m) => m.type)).toEqual(['heartbeat']);
+    // The stream is opened again and heartbeats flow.
+    await waitFor('the next heartbeat', () => {
+      a.transport.send([heartbeat('a', 'b', 2)]);
+      return rounds(b).includes(2);
+    });
   });
 
   it('stops talking to a peer removed by setPeers', async () => {
