@@ -17,7 +17,8 @@ const KEY_SEED = 0x4b455953; // 'KEYS'
 const STRING_SEED = 0x53545247; // 'STRG'
 const TAG_STRING = 0x5354;
 const TAG_LIST = 0x4c49;
-const TAG_HASH = 0x4841;
+const HASH_OFFSET0 = 0x48415348; // 'HASH'
+const HASH_OFFSET1 = 0x68617368 | 0; // 'hash'
 const EXPIRY_SEED = 0x45585052; // 'EXPR'
 const SESSION_SEED = 0x53455353; // 'SESS'
 const RESULT_SEED = 0x52534c54; // 'RSLT'
@@ -34,9 +35,13 @@ export function valuePart(k0: number, k1: number, value: StoredValue): void {
     finish(step0(step0(k0, TAG_STRING), lanes[0] as number), step1(step1(k1, TAG_STRING), lanes[1] as number));
     return;
   }
-  const tag = value.isHash ? TAG_HASH : TAG_LIST;
+  if (value.isHash) {
+    lanes[0] = Math.imul(k0 | 1, (value.h0 + HASH_OFFSET0) | 0);
+    lanes[1] = Math.imul(k1 | 1, (value.h1 + HASH_OFFSET1) | 0);
+    return;
+  }
   const n = value.count;
-  finish(step0(step0(step0(k0, tag), value.h0), n), step1(step1(step1(k1, tag), value.h1), n));
+  finish(step0(step0(step0(k0, TAG_LIST), value.h0), n), step1(step1(step1(k1, TAG_LIST), value.h1), n));
 }
 
 /** A key's expiry part into `lanes`; callers skip it (it is 0) for a key without expiry. */

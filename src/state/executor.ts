@@ -116,7 +116,7 @@ export class Executor {
   }
 
   private exec(c: Command, now: number, mode: Mode): Result {
-    // Hot commands first: V8 tests the cases in order.
+    // Hot commands first (the reads, then the writes): V8 tests the cases in order.
     switch (c.op) {
       case 'hget': {
         const hash = this.hash(c.key, now, mode);
@@ -137,6 +137,11 @@ export class Executor {
       }
       case 'set':
         return this.set(c, now);
+      case 'hset':
+        return this.hset(c, now);
+      case 'lpush':
+      case 'rpush':
+        return this.push(c, now);
       case 'delete': {
         let n = 0;
         for (const key of c.keys) {
@@ -182,9 +187,6 @@ export class Executor {
         this.ks.clear();
         return count(n);
       }
-      case 'lpush':
-      case 'rpush':
-        return this.push(c, now);
       case 'lpop':
       case 'rpop':
         return this.pop(c, now);
@@ -215,8 +217,6 @@ export class Executor {
         const list = this.list(c.key, now, mode);
         return count(list === undefined ? 0 : list.length);
       }
-      case 'hset':
-        return this.hset(c, now);
       case 'hdel': {
         const e = this.ks.live(c.key, now);
         if (e === undefined) return count(0);

@@ -29,15 +29,25 @@ export function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
+/** Murmur3's mix of one word, lane 0's constants: a bijection, so distinct words give distinct results. */
+export function mix0(k: number): number {
+  return Math.imul(rotl(Math.imul(k, C1), 15), C2);
+}
+
+/** mix0 with lane 1's constants. */
+export function mix1(k: number): number {
+  return Math.imul(rotl(Math.imul(k, C3), 16), C4);
+}
+
 /** One absorb step of lane 0. */
 export function step0(h: number, k: number): number {
-  k = Math.imul(rotl(Math.imul(k, C1), 15), C2);
+  k = mix0(k);
   return (Math.imul(rotl(h ^ k, 13), 5) + 0xe6546b64) | 0;
 }
 
 /** One absorb step of lane 1: other constants, so the lanes are not one hash twice. */
 export function step1(h: number, k: number): number {
-  k = Math.imul(rotl(Math.imul(k, C3), 16), C4);
+  k = mix1(k);
   return (Math.imul(rotl(h ^ k, 15), 5) + 0x561ccd1b) | 0;
 }
 
