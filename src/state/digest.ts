@@ -11,7 +11,7 @@
  * ListValue and HashValue, so no part ever needs the whole value again.
  */
 import { finish, hashBytes, hashString, hex32, lanes, step0, step1 } from './hash.ts';
-import type { StoredValue } from './values.ts';
+import type { Container, StoredValue } from './values.ts';
 
 const KEY_SEED = 0x4b455953; // 'KEYS'
 const STRING_SEED = 0x53545247; // 'STRG'
@@ -28,13 +28,25 @@ export function keyHash(key: string): void {
   hashString(key, KEY_SEED);
 }
 
-/** A key's value part into `lanes`: key hash lanes, type, content hash, and size for containers. */
+/** A key's value part into `lanes`: key hash lanes, type and content hash (and size, for lists). */
 export function valuePart(k0: number, k1: number, value: StoredValue): void {
   if (value instanceof Uint8Array) {
     hashBytes(value, STRING_SEED);
     finish(step0(step0(k0, TAG_STRING), lanes[0] as number), step1(step1(k1, TAG_STRING), lanes[1] as number));
     return;
   }
+  containerPart(k0, k1, value);
+}
+
+/**
+ * valuePart of a list or hash, for callers that know it is one. A hash's part
+ * is its field sum (offset, so that no hash has part 0) times the key hash
+ * made odd: linear in the sum, so setting one field costs two multiplies here
+ * instead of a finish, and still a bijection of the sum, so every change to
+ * the fields changes the part; the key factor keeps the same fields under
+ * two keys (or swapped between them) apart.
+ */
+export function containerPart(k0: number, k1: number, value: Container): void {
   if (value.isHash) {
     lanes[0] = Math.imul(k0 | 1, (value.h0 + HASH_OFFSET0) | 0);
     lanes[1] = Math.imul(k1 | 1, (value.h1 + HASH_OFFSET1) | 0);
