@@ -9,7 +9,7 @@
 import { SMALL_VALUE_BYTES } from './arena.ts';
 import type { Arena } from './arena.ts';
 import type { ByteWriter } from './bytes.ts';
-import { finish, lanes, mix0, mix1 } from './hash.ts';
+import { finish, fmix, lanes, lowbias } from './hash.ts';
 import { utf8Length } from './bytes.ts';
 import { HASH_FIELD_OVERHEAD_BYTES } from './memory.ts';
 
@@ -20,35 +20,40 @@ export function fieldBytes(field: string, valueLength: number): number {
   return utf8Length(field) + valueLength + HASH_FIELD_OVERHEAD_BYTES;
 }
 
-/** Added to a word's position seed per word: odd, so positions never repeat within 2^32 words. */
+/** Added to the position seed per word: odd, so no two positions of a field share a seed. */
 const POSITION_STEP = 0x9e3779b9 | 0;
 
 /**
  * Hash of one (field, value) pair into `lanes`. Words: the field's length,
  * its UTF-16 code units two per word, then the value's bytes four per word;
  * the value's length goes in at the finish, so the split is unambiguous.
- * Each word is mixed with a seed for its position and the results summed,
- * rather than chained word to word: the words are independent, so the CPU
- * overlaps them (a chain costs a multiply latency per word), and two inputs
- * still only collide when a sum of well-mixed differences cancels.
+ *
+ * Each word, xored with a seed for its position, goes through a
+ * full-avalanche bijection per lane (fmix, lowbias) and the results are
+ * summed. Unlike a chain (each step waits for the previous one's multiplies)
+ * the words are independent, so the CPU overlaps them. The mixers must
+ * avalanche fully: with a cheaper mix whose output moves by a fixed amount
+ * when the input's top bit flips (Murmur3's per-word k-mix does), differences
+ * in two words cancel in the sum for a quarter of all such pairs
+ * (hash-value.test.ts checks every two-bit change of a value).
  */
 function hashField(field: string, value: Uint8Array): void {
   const fieldLength = field.length;
   let p = FIELD_SEED;
-  let h0 = mix0(fieldLength ^ p);
-  let h1 = mix1(fieldLength ^ p);
+  let h0 = fmix(fieldLength ^ p);
+  let h1 = lowbias(fieldLength ^ p);
   let i = 0;
   for (; i + 1 < fieldLength; i += 2) {
     p = (p + POSITION_STEP) | 0;
     const k = (field.charCodeAt(i) | (field.charCodeAt(i + 1) << 16)) ^ p;
-    h0 = (h0 + mix0(k)) | 0;
-    h1 = (h1 + mix1(k)) | 0;
+    h0 = (h0 + fmix(k)) | 0;
+    h1 = (h1 + lowbias(k)) | 0;
   }
   if (i < fieldLength) {
     p = (p + POSITION_STEP) | 0;
     const k = field.charCodeAt(i) ^ p;
-    h0 = (h0 + mix0(k)) | 0;
-    h1 = (h1 + mix1(k)) | 0;
+    h0 = (h0 + fmix(k)) | 0;
+    h1 = (h1 + lowbias(k)) | 0;
   }
   const length = value.length;
   const whole = length & ~3;
@@ -56,8 +61,8 @@ function hashField(field: string, value: Uint8Array): void {
   for (; j < whole; j += 4) {
     p = (p + POSITION_STEP) | 0;
     const k = ((value[j] as number) | ((value[j + 1] as number) << 8) | ((value[j + 2] as number) << 16) | ((value[j + 3] as number) << 24)) ^ p;
-    h0 = (h0 + mix0(k)) | 0;
-    h1 = (h1 + mix1(k)) | 0;
+    h0 = (h0 + fmix(k)) | 0;
+    h1 = (h1 + lowbias(k)) | 0;
   }
   if (j < length) {
     let k = value[j] as number;
@@ -65,8 +70,8 @@ function hashField(field: string, value: Uint8Array): void {
     if (j + 2 < length) k |= (value[j + 2] as number) << 16;
     p = (p + POSITION_STEP) | 0;
     k ^= p;
-    h0 = (h0 + mix0(k)) | 0;
-    h1 = (h1 + mix1(k)) | 0;
+    h0 = (h0 + fmix(k)) | 0;
+    h1 = (h1 + lowbias(k)) | 0;
   }
   finish(h0 ^ length, h1 ^ length);
 }

@@ -29,25 +29,28 @@ export function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/** Murmur3's mix of one word, lane 0's constants: a bijection, so distinct words give distinct results. */
-export function mix0(k: number): number {
-  return Math.imul(rotl(Math.imul(k, C1), 15), C2);
-}
-
-/** mix0 with lane 1's constants. */
-export function mix1(k: number): number {
-  return Math.imul(rotl(Math.imul(k, C3), 16), C4);
+/**
+ * A second full-avalanche bijection of 32 bits, unrelated to fmix: Chris
+ * Wellons' "lowbias32" (hash-prospector), for a lane that must not move in
+ * step with one mixed by fmix.
+ */
+export function lowbias(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b | 0);
+  return h ^ (h >>> 16);
 }
 
 /** One absorb step of lane 0. */
 export function step0(h: number, k: number): number {
-  k = mix0(k);
+  k = Math.imul(rotl(Math.imul(k, C1), 15), C2);
   return (Math.imul(rotl(h ^ k, 13), 5) + 0xe6546b64) | 0;
 }
 
 /** One absorb step of lane 1: other constants, so the lanes are not one hash twice. */
 export function step1(h: number, k: number): number {
-  k = mix1(k);
+  k = Math.imul(rotl(Math.imul(k, C3), 16), C4);
   return (Math.imul(rotl(h ^ k, 15), 5) + 0x561ccd1b) | 0;
 }
 
