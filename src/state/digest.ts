@@ -39,12 +39,17 @@ export function valuePart(k0: number, k1: number, value: StoredValue): void {
 }
 
 /**
- * valuePart of a list or hash, for callers that know it is one. A hash's part
- * is its field sum (offset, so that no hash has part 0) times the key hash
- * made odd: linear in the sum, so setting one field costs two multiplies here
- * instead of a finish, and still a bijection of the sum, so every change to
- * the fields changes the part; the key factor keeps the same fields under
- * two keys (or swapped between them) apart.
+ * valuePart of a list or hash, for callers that know it is one (no type test).
+ *
+ * A hash's part, per lane: (field sum + a constant standing for the type)
+ * times the key's hash lane made odd. Multiplying by an odd number is a
+ * bijection mod 2^32, so every change of the field sum changes the part, and
+ * the per-key factor keeps equal fields under two keys, or fields swapped
+ * between keys, apart (model.test.ts checks both). Being linear in the sum,
+ * it costs two multiplies per HSet, where a finish of key, type and sum (as
+ * for lists) cost as much as hashing the field itself. The field hashes under
+ * the sum are full-avalanche (hash-value.ts), so the sum needs no mixing of
+ * its own.
  */
 export function containerPart(k0: number, k1: number, value: Container): void {
   if (value.isHash) {
