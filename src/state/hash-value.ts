@@ -32,10 +32,11 @@ const POSITION_STEP = 0x9e3779b9 | 0;
  * full-avalanche bijection per lane (fmix, lowbias) and the results are
  * summed. Unlike a chain (each step waits for the previous one's multiplies)
  * the words are independent, so the CPU overlaps them. The mixers must
- * avalanche fully: with a cheaper mix whose output moves by a fixed amount
- * when the input's top bit flips (Murmur3's per-word k-mix does), differences
- * in two words cancel in the sum for a quarter of all such pairs
- * (hash-value.test.ts checks every two-bit change of a value).
+ * avalanche fully: with a cheaper one whose output moves by a fixed amount
+ * when an input bit flips (Murmur3's per-word k-mix does, for the top bit),
+ * changes in two words cancel in the sum; a third of all two-bit changes of
+ * a 16-byte value did. model.test.ts ('digest') checks every one- and
+ * two-bit change of a value and of a field name.
  */
 function hashField(field: string, value: Uint8Array): void {
   const fieldLength = field.length;
