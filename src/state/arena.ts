@@ -62,9 +62,11 @@ export class Arena {
       this.release(handle);
       return this.store(src, start, length);
     }
-    let at = handle & (SLAB_BYTES - 1);
-    slab[at++] = length;
-    for (let i = 0; i < length; i++) slab[at + i] = src[start + i] as number;
+    const at = handle & (SLAB_BYTES - 1);
+    slab[at] = length;
+    // A whole array goes by set() (a memmove), cheaper than the byte loop for HSet's values.
+    if (start === 0 && length === src.length) slab.set(src, at + 1);
+    else for (let i = 0; i < length; i++) slab[at + 1 + i] = src[start + i] as number;
     return handle;
   }
 

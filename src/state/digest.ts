@@ -11,13 +11,14 @@
  * ListValue and HashValue, so no part ever needs the whole value again.
  */
 import { finish, hashBytes, hashString, hex32, lanes, step0, step1 } from './hash.ts';
-import type { StoredValue } from './values.ts';
+import type { Container, StoredValue } from './values.ts';
 
 const KEY_SEED = 0x4b455953; // 'KEYS'
 const STRING_SEED = 0x53545247; // 'STRG'
 const TAG_STRING = 0x5354;
 const TAG_LIST = 0x4c49;
-const TAG_HASH = 0x4841;
+const HASH_OFFSET0 = 0x48415348; // 'HASH'
+const HASH_OFFSET1 = 0x68617368 | 0; // 'hash'
 const EXPIRY_SEED = 0x45585052; // 'EXPR'
 const SESSION_SEED = 0x53455353; // 'SESS'
 const RESULT_SEED = 0x52534c54; // 'RSLT'
@@ -27,16 +28,37 @@ export function keyHash(key: string): void {
   hashString(key, KEY_SEED);
 }
 
-/** A key's value part into `lanes`: key hash lanes, type, content hash, and size for containers. */
+/** A key's value part into `lanes`: key hash lanes, type and content hash (and size, for lists). */
 export function valuePart(k0: number, k1: number, value: StoredValue): void {
   if (value instanceof Uint8Array) {
     hashBytes(value, STRING_SEED);
     finish(step0(step0(k0, TAG_STRING), lanes[0] as number), step1(step1(k1, TAG_STRING), lanes[1] as number));
     return;
   }
-  const tag = value.isHash ? TAG_HASH : TAG_LIST;
+  containerPart(k0, k1, value);
+}
+
+/**
+ * valuePart of a list or hash, for callers that know it is one (no type test).
+ *
+ * A hash's part, per lane: (field sum + a constant standing for the type)
+ * times the key's hash lane made odd. Multiplying by an odd number is a
+ * bijection mod 2^32, so every change of the field sum changes the part, and
+ * the per-key factor keeps equal fields under two keys, or fields swapped
+ * between keys, apart (model.test.ts checks both). Being linear in the sum,
+ * it costs two multiplies per HSet, where a finish of key, type and sum (as
+ * for lists) cost as much as hashing the field itself. The field hashes under
+ * the sum are full-avalanche (hash-value.ts), so the sum needs no mixing of
+ * its own.
+ */
+export function containerPart(k0: number, k1: number, value: Container): void {
+  if (value.isHash) {
+    lanes[0] = Math.imul(k0 | 1, (value.h0 + HASH_OFFSET0) | 0);
+    lanes[1] = Math.imul(k1 | 1, (value.h1 + HASH_OFFSET1) | 0);
+    return;
+  }
   const n = value.count;
-  finish(step0(step0(step0(k0, tag), value.h0), n), step1(step1(step1(k1, tag), value.h1), n));
+  finish(step0(step0(step0(k0, TAG_LIST), value.h0), n), step1(step1(step1(k1, TAG_LIST), value.h1), n));
 }
 
 /** A key's expiry part into `lanes`; callers skip it (it is 0) for a key without expiry. */

@@ -29,6 +29,19 @@ export function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
+/**
+ * A second full-avalanche bijection of 32 bits, unrelated to fmix: Chris
+ * Wellons' "lowbias32" (hash-prospector), for a lane that must not move in
+ * step with one mixed by fmix.
+ */
+export function lowbias(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b | 0);
+  return h ^ (h >>> 16);
+}
+
 /** One absorb step of lane 0. */
 export function step0(h: number, k: number): number {
   k = Math.imul(rotl(Math.imul(k, C1), 15), C2);

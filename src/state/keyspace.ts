@@ -17,8 +17,8 @@
 import { utf8Length } from './bytes.ts';
 import { Arena } from './arena.ts';
 import { cloneValue, disposeValue, encodeValue, typeOf, valueBytes } from './values.ts';
-import type { StoredValue } from './values.ts';
-import { DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
+import type { Container, StoredValue } from './values.ts';
+import { containerPart, DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
 import { ExpiryHeap } from './expiry-heap.ts';
 import { lanes } from './hash.ts';
 import { KeyEntry, NO_EXPIRY } from './key-entry.ts';
@@ -134,30 +134,40 @@ export class Keyspace {
 
   /** Replaces a stored key's value (any type by any type). */
   replace(e: KeyEntry, value: StoredValue): void {
-    this.beginChange(e);
-    const old = e.value;
-    e.value = value;
-    this.endChange(e);
-    disposeValue(old);
-  }
-
-  /** Call before changing e.value in place; endChange(e) after. */
-  beginChange(e: KeyEntry): void {
     this.beforeChange(e);
     this.sum.sub(e.c0, e.c1);
-    const vb = valueBytes(e.value);
-    this.used -= vb;
-    e.bytes -= vb;
-  }
-
-  endChange(e: KeyEntry): void {
-    valuePart(e.k0, e.k1, e.value);
+    const old = e.value;
+    const delta = valueBytes(value) - valueBytes(old);
+    e.value = value;
+    valuePart(e.k0, e.k1, value);
     e.c0 = lanes[0] as number;
     e.c1 = lanes[1] as number;
     this.sum.add(e.c0, e.c1);
-    const vb = valueBytes(e.value);
-    this.used += vb;
-    e.bytes += vb;
+    this.used += delta;
+    e.bytes += delta;
+    this.lru.touch(e);
+    disposeValue(old);
+  }
+
+  /**
+   * Call before changing a key's list or hash (`container`, which is e.value)
+   * in place; endChange(e, container) after. Taking the container, not
+   * reading e.value, spares the hot write paths a type test per call.
+   */
+  beginChange(e: KeyEntry, container: Container): void {
+    this.beforeChange(e);
+    this.sum.sub(e.c0, e.c1);
+    this.used -= container.bytes;
+    e.bytes -= container.bytes;
+  }
+
+  endChange(e: KeyEntry, container: Container): void {
+    containerPart(e.k0, e.k1, container);
+    e.c0 = lanes[0] as number;
+    e.c1 = lanes[1] as number;
+    this.sum.add(e.c0, e.c1);
+    this.used += container.bytes;
+    e.bytes += container.bytes;
     this.lru.touch(e);
   }
 

@@ -28,9 +28,18 @@ export class LruList {
 
   /** Marks an access: the entry becomes the most recent. */
   touch(e: KeyEntry): void {
-    if (this.tail === e) return;
-    this.remove(e);
-    this.append(e);
+    const tail = this.tail;
+    if (tail === e || tail === null) return;
+    // Not the tail, so it has a next: unlink and relink in place, without remove() + append()'s checks.
+    const prev = e.lruPrev;
+    const next = e.lruNext as KeyEntry;
+    if (prev !== null) prev.lruNext = next;
+    else this.head = next;
+    next.lruPrev = prev;
+    e.lruPrev = tail;
+    e.lruNext = null;
+    tail.lruNext = e;
+    this.tail = e;
   }
 
   clear(): void {

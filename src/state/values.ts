@@ -18,6 +18,9 @@ import { ListValue } from './list-value.ts';
 
 export type StoredValue = Uint8Array | ListValue | HashValue;
 
+/** The values changed in place (strings are replaced whole). */
+export type Container = ListValue | HashValue;
+
 /** The type names of the API and of snapshot rows. */
 export type ValueType = 'string' | 'list' | 'hash';
 
