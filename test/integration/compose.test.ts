@@ -18,13 +18,10 @@
  * docker-compose must be installed (.ci/run installs it): a missing tool
  * fails these tests rather than skipping them.
  *
- * deploy/k8s is parsed and cross-checked (names, selectors, ports, probes),
- * and every pod's environment, resolved as the kubelet would, goes through
- * the real config loader, after the StatefulSet's start script has run in
- * /bin/sh with a stand-in `node` that reports its arguments. deploy/examples
- * goes through the config loader too.
+ * deploy/examples goes through the config loader too. deploy/k8s is checked
+ * by test/unit/deploy/k8s.test.ts.
  */
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -32,7 +29,6 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { FLAGS, envName, loadConfig } from '../../src/config/config.ts';
 import type { Config } from '../../src/config/config.ts';
 import { tlsCredentials } from '../../src/client/index.ts';
@@ -47,8 +43,6 @@ import {
   readImageConfig,
   record,
   renderCompose,
-  resolvePodEnv,
-  stringList,
 } from '../support/compose-files.ts';
 import type { ComposeService, Env, ImageConfig, RenderedCompose } from '../support/compose-files.ts';
 
@@ -413,155 +407,6 @@ async function eventually<T>(
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
-
-// --- Kubernetes ------------------------------------------------------------------
-
-const K8S_DIR = path.join(REPO_ROOT, 'deploy', 'k8s');
-
-interface Manifest {
-  readonly file: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly body: Record<string, unknown>;
-}
-
-function loadManifests(): Manifest[] {
-  const manifests: Manifest[] = [];
-  for (const file of fs.readdirSync(K8S_DIR).filter((f) => /\.ya?ml$/.test(f)).sort()) {
-    for (const document of parseAllDocuments(fs.readFileSync(path.join(K8S_DIR, file), 'utf8'))) {
-      if (document.errors.length > 0) throw new Error(`${file}: ${document.errors.map((e) => e.message).join('; ')}`);
-      const body = record(document.toJS(), `a document of ${file}`);
-      const metadata = record(body['metadata'], `${file}: metadata`);
-      if (typeof body['apiVersion'] !== 'string' || typeof body['kind'] !== 'string' || typeof metadata['name'] !== 'string') {
-        throw new Error(`${file}: every document needs apiVersion, kind and metadata.name`);
-      }
-      manifests.push({ file, kind: body['kind'], name: metadata['name'], body });
-    }
-  }
-  return manifests;
-}
-
-/** Follows a path of keys and list indexes through parsed YAML. */
-function at(value: unknown, ...keys: Array<string | number>): unknown {
-  let node = value;
-  for (const key of keys) {
-    if (typeof key === 'number') node = Array.isArray(node) ? (node[key] as unknown) : undefined;
-    else node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined;
-  }
-  return node;
-}
-
-function matches(selector: unknown, labels: unknown): boolean {
-  const wanted = record(selector, 'selector');
-  const have = record(labels, 'labels');
-  return Object.keys(wanted).length > 0 && Object.entries(wanted).every(([key, value]) => have[key] === value);
-}
-
-/** The manifests and the parts of the StatefulSet every check needs; read per test so that a broken file fails a test, not collection. */
-function k8s() {
-  const manifests = loadManifests();
-  const one = (kind: string, predicate: (m: Manifest) => boolean = () => true): Manifest => {
-    const found = manifests.filter((m) => m.kind === kind && predicate(m));
-    expect(found.map((m) => m.name), `one ${kind}`).toHaveLength(1);
-    return found[0] as Manifest;
-  };
-  const statefulSet = one('StatefulSet');
-  const spec = record(statefulSet.body['spec'], 'StatefulSet spec');
-  const container = record(at(spec, 'template', 'spec', 'containers', 0), 'the StatefulSet container');
-  const containerPort = (name: string): number => {
-    const port = (container['ports'] as unknown[]).map((p) => record(p, 'port')).find((p) => p['name'] === name);
-    return Number(port?.['containerPort']);
-  };
-  return { manifests, one, statefulSet, spec, podLabels: at(spec, 'template', 'metadata', 'labels'), container, containerPort };
-}
-
-describe('deploy/k8s', () => {
-  it('are namespace-less: a Service pair, a StatefulSet and a PodDisruptionBudget', () => {
-    const { manifests } = k8s();
-    for (const manifest of manifests) expect(at(manifest.body, 'metadata', 'namespace'), `${manifest.file} ${manifest.name}`).toBeUndefined();
-    expect(manifests.map((m) => m.kind).sort()).toEqual(['PodDisruptionBudget', 'Service', 'Service', 'StatefulSet']);
-  });
-
-  it('agree on names, labels, ports, probes and the volume', () => {
-    const { one, spec, podLabels, container, containerPort } = k8s();
-    expect(spec['replicas']).toBe(3);
-    expect(spec['podManagementPolicy']).toBe('Parallel');
-    expect(matches(at(spec, 'selector', 'matchLabels'), podLabels)).toBe(true);
-
-    // Peer DNS comes from the headless Service the StatefulSet names, published before pods are ready.
-    const headless = one('Service', (m) => m.name === spec['serviceName']);
-    expect(at(headless.body, 'spec', 'clusterIP')).toBe('None');
-    expect(at(headless.body, 'spec', 'publishNotReadyAddresses')).toBe(true);
-    const client = one('Service', (m) => m.name !== spec['serviceName']);
-    for (const service of [headless, client]) {
-      expect(matches(at(service.body, 'spec', 'selector'), podLabels), `${service.name} selects the pods`).toBe(true);
-      for (const port of at(service.body, 'spec', 'ports') as unknown[]) {
-        const targetPort = record(port, 'service port')['targetPort'];
-        expect(containerPort(String(targetPort)), `${service.name} targetPort ${String(targetPort)}`).toBe(record(port, 'service port')['port']);
-      }
-    }
-
-    const pdb = one('PodDisruptionBudget');
-    expect(at(pdb.body, 'spec', 'maxUnavailable')).toBe(1);
-    expect(matches(at(pdb.body, 'spec', 'selector', 'matchLabels'), podLabels)).toBe(true);
-
-    expect(at(container, 'readinessProbe', 'grpc', 'port')).toBe(containerPort('client'));
-    for (const probe of ['livenessProbe', 'startupProbe']) {
-      expect(at(container, probe, 'httpGet', 'path')).toBe('/healthz');
-      expect(containerPort(String(at(container, probe, 'httpGet', 'port')))).toBe(containerPort('http'));
-    }
-
-    const claim = at(spec, 'volumeClaimTemplates', 0, 'metadata', 'name');
-    const mounts = (container['volumeMounts'] as unknown[]).map((m) => record(m, 'volumeMount'));
-    expect(mounts.find((m) => m['name'] === claim)?.['mountPath']).toBe('/data');
-    // The image's numeric user, which runAsNonRoot needs, owns the volume through fsGroup.
-    expect(String(at(spec, 'template', 'spec', 'securityContext', 'runAsUser'))).toBe(readImageConfig().user?.split(':')[0]);
-  });
-
-  it('start every pod with a config the node accepts; a pod beyond the first three joins', () => {
-    const { one, statefulSet, spec, container, containerPort } = k8s();
-    const image = readImageConfig();
-    const command = stringList(container['command'], 'container command');
-    const args = stringList(container['args'], 'container args');
-    // The kubelet expands $(VAR) in command and args before the shell sees them; the script uses none.
-    expect([...command, ...args].join(' ')).not.toContain('$(');
-    // A stand-in `node` first on PATH prints the arguments the start script execs it with.
-    const shim = fs.mkdtempSync(path.join(os.tmpdir(), 'qkv-k8s-'));
-    try {
-      fs.writeFileSync(path.join(shim, 'node'), '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
-      const namespace = 'shop';
-      const replicas = Number(spec['replicas']);
-      const pods = Array.from({ length: replicas + 1 }, (_, i) => `${statefulSet.name}-${i}`);
-      for (const [ordinal, pod] of pods.entries()) {
-        const env = { ...image.env, ...resolvePodEnv(container['env'], { name: pod, namespace }) };
-        expectKnownVariables(env, `${pod} env`);
-        const run = spawnSync(command[0] as string, [...command.slice(1), ...args], {
-          env: { ...env, PATH: `${shim}:/usr/bin:/bin` },
-          encoding: 'utf8',
-        });
-        expect(run.status, `start script for ${pod}: ${run.stderr}`).toBe(0);
-        const argv = ['node', ...run.stdout.split('\n').filter((line) => line !== '')];
-        const config = loadServeConfig(argv, env);
-        const dns = `${pod}.${String(spec['serviceName'])}.${namespace}.svc`;
-        expect(config.id).toBe(pod);
-        expect(config.dataDir).toBe('/data');
-        expect(config.advertisePeerAddr).toBe(`${dns}:${containerPort('peer')}`);
-        expect(config.advertiseClientAddr).toBe(`${dns}:${containerPort('client')}`);
-        expect(portOf(config.clientAddr)).toBe(containerPort('client'));
-        expect(portOf(config.httpAddr)).toBe(containerPort('http'));
-        expect([...config.initialCluster.keys()]).toEqual(pods.slice(0, replicas));
-        if (ordinal < replicas) {
-          expect(config.initialCluster.get(pod)).toBe(config.advertisePeerAddr);
-          expect(config.join).toBeNull();
-        } else {
-          expect(config.join).toBe(`${String(at(one('Service', (m) => m.name !== spec['serviceName']).body, 'metadata', 'name'))}:${containerPort('client')}`);
-        }
-      }
-    } finally {
-      fs.rmSync(shim, { recursive: true, force: true });
-    }
-  });
-});
 
 // --- examples --------------------------------------------------------------------
 

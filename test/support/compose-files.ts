@@ -1,6 +1,6 @@
 /**
  * Reads the deployment files the way their own tools do, for
- * test/integration/compose.test.ts: docker-compose.yml as rendered by the real
+ * test/integration/compose.test.ts and test/unit/deploy/k8s.test.ts: docker-compose.yml as rendered by the real
  * `docker-compose config`, the runtime stage of deploy/Dockerfile (what a
  * container inherits: ENV, ENTRYPOINT, CMD, HEALTHCHECK), and a Kubernetes
  * container's env list resolved as the kubelet would (downward API fields and
