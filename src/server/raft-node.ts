@@ -63,6 +63,8 @@ export class RaftNode {
   private sender: MessageSender = { send() {} };
   private tickTimer: NodeJS.Timeout | null = null;
   private processScheduled = false;
+  /** A Ready is waiting for its fsync; proposals and messages go on into the core meanwhile. */
+  private readyInFlight = false;
   private stopped = false;
   /** Leader only: the last timestamp put in an entry; entry time never goes backwards. */
   private lastStampMs = 0;
@@ -283,33 +285,65 @@ export class RaftNode {
   }
 
   private process(): void {
-    if (this.stopped) return;
-    while (this.raft.hasReady()) this.handleReady(this.raft.ready());
+    if (this.stopped || this.readyInFlight) return;
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
+      const began = performance.now();
+      const durable = this.persistReady(rd, snapshotFile);
+      if (durable !== null) {
+        // The rest of this Ready waits for the fsync; meanwhile the event loop serves clients
+        // and peers, and what they bring goes into the next Ready: a bigger batch per fsync.
+        this.readyInFlight = true;
+        durable.then(
+          () => {
+            this.readyInFlight = false;
+            if (this.stopped) return;
+            this.options.metrics.persistLatency.observe(performance.now() - began);
+            this.finishReady(rd, snapshotFile);
+            this.process();
+          },
+          // After stop() the storage may be closed under the fsync: nothing waits for it then.
+          (error: unknown) => {
+            if (!this.stopped) this.crash(error);
+          },
+        );
+        return;
+      }
+      this.finishReady(rd, snapshotFile);
+    }
     this.maybeSnapshot();
   }
 
-  private handleReady(rd: Ready): void {
-    const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
-    const { metrics } = this.options;
+  /**
+   * Sends the leader's own messages, and writes the Ready's hard state,
+   * entries and snapshot; returns the promise of their fsync, or null when
+   * there is nothing to make durable.
+   */
+  private persistReady(rd: Ready, snapshotFile: StoredSnapshot | null): Promise<void> | null {
     // A leader's own messages go out first: its disk write then overlaps its followers'.
     // (The core counts the leader's entries toward commit only after advance().)
-    const early = rd.messages.filter(isLeaderMessage);
-    if (early.length > 0) this.sender.send(early);
-    // 1. Durable before anything that depends on it leaves this node. A hard state that
+    if (rd.messages.some(isLeaderMessage)) this.sender.send(rd.messages.filter(isLeaderMessage));
+    // Durable before anything that depends on it leaves this node. A hard state that
     // only moves the commit index is not worth an fsync (commit is learned again from the
     // leader after a restart): it rides along with the next write that syncs.
     const hardState = rd.hardState ?? this.unsyncedHardState;
     const commitOnly = hardState !== null && rd.entries.length === 0 && snapshotFile === null && differsOnlyInCommit(hardState, this.storage.hardState);
     if (commitOnly) {
       this.unsyncedHardState = hardState;
-    } else if (hardState !== null || rd.entries.length > 0 || snapshotFile !== null) {
-      const began = performance.now();
-      this.storage.persist({ hardState, entries: rd.entries, snapshot: snapshotFile === null ? null : { file: snapshotFile } });
-      this.unsyncedHardState = null;
-      metrics.persistLatency.observe(performance.now() - began);
+      return null;
     }
-    // 2. Send the rest.
-    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderMessage(m));
+    if (hardState === null && rd.entries.length === 0 && snapshotFile === null) return null;
+    const durable = this.storage.persistAsync({ hardState, entries: rd.entries, snapshot: snapshotFile === null ? null : { file: snapshotFile } });
+    this.unsyncedHardState = null;
+    return durable;
+  }
+
+  /** What may happen once the Ready is durable: send, apply, advance. */
+  private finishReady(rd: Ready, snapshotFile: StoredSnapshot | null): void {
+    const { metrics } = this.options;
+    // 2. Send the rest (1., persisting, is done).
+    const late = rd.messages.filter((m) => !isLeaderMessage(m));
     if (late.length > 0) this.sender.send(late);
     if (rd.softState !== null) {
       this.logger.info({ role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader }, 'role changed');
@@ -332,6 +366,15 @@ export class RaftNode {
     this.releaseWaiters();
     // 4. Done.
     this.raft.advance();
+  }
+
+  /** The disk failed under us: what is durable is unknown, so the node must not go on (it restarts from disk). */
+  private crash(error: unknown): void {
+    this.logger.fatal({ err: error }, 'persisting the log failed; stopping the process');
+    // Thrown outside any promise, so that it is an uncaught exception and the process exits.
+    setImmediate(() => {
+      throw error;
+    });
   }
 
   private applyEntry(entry: Entry): void {
