@@ -46,6 +46,8 @@ interface PendingWrite {
   readonly term: number;
   readonly resolve: (result: Result) => void;
   readonly reject: (error: Error) => void;
+  /** Fails the write with DEADLINE_EXCEEDED; cleared when it settles. */
+  readonly timer: NodeJS.Timeout;
 }
 
 interface PendingApply {
@@ -125,7 +127,7 @@ export class RaftNode {
     this.stopped = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     const error = new NodeStoppedError();
-    for (const pending of this.pendingWrites.values()) pending.reject(error);
+    for (const [index, pending] of this.pendingWrites) this.failWrite(index, pending, error);
     for (const pending of this.pendingReads.values()) pending.reject(error);
     this.pendingWrites.clear();
     this.pendingReads.clear();
@@ -391,10 +393,13 @@ export class RaftNode {
     }
     const pending = this.pendingWrites.get(entry.index);
     if (pending !== undefined) {
-      this.pendingWrites.delete(entry.index);
       // Another entry took our index: ours can never commit, so retrying is safe.
-      if (pending.term !== entry.term) pending.reject(new LeadershipLostError(this.raft.leader));
-      else pending.resolve(result ?? OK);
+      if (pending.term !== entry.term) this.failWrite(entry.index, pending, new LeadershipLostError(this.raft.leader));
+      else {
+        this.pendingWrites.delete(entry.index);
+        clearTimeout(pending.timer);
+        pending.resolve(result ?? OK);
+      }
     }
     for (const listener of this.appliedListeners) listener({ entry, result });
   }
@@ -406,10 +411,7 @@ export class RaftNode {
    */
   private failSupersededWrites(index: number, term: number): void {
     for (const [proposed, pending] of this.pendingWrites) {
-      if (proposed >= index && pending.term < term) {
-        this.pendingWrites.delete(proposed);
-        pending.reject(new LeadershipLostError(this.raft.leader));
-      }
+      if (proposed >= index && pending.term < term) this.failWrite(proposed, pending, new LeadershipLostError(this.raft.leader));
     }
   }
 
@@ -448,10 +450,7 @@ export class RaftNode {
     for (const listener of this.snapshotListeners) listener(file.index);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
-      if (index <= file.index) {
-        this.pendingWrites.delete(index);
-        pending.reject(new OutcomeUnknownError('this node installed a snapshot from the leader'));
-      }
+      if (index <= file.index) this.failWrite(index, pending, new OutcomeUnknownError('this node installed a snapshot from the leader'));
     }
   }
 
@@ -528,26 +527,22 @@ export class RaftNode {
 
   // ---- Helpers ------------------------------------------------------------
 
+  // One promise and one timer per write, no wrappers: this runs for every put.
   private awaitProposal(proposal: Proposal, timeoutMs: number): Promise<Result> {
     const index = proposal.lastIndex;
-    const { metrics } = this.options;
-    return withTimeout(
-      new Promise<Result>((resolve, reject) =>
-        this.pendingWrites.set(index, {
-          term: proposal.term,
-          resolve,
-          reject: (error) => {
-            metrics.proposalsFailed++;
-            reject(error);
-          },
-        }),
-      ),
-      timeoutMs,
-      () => {
-        metrics.proposalsFailed++;
-        this.pendingWrites.delete(index);
-      },
-    );
+    return new Promise<Result>((resolve, reject) => {
+      const timer = setTimeout(() => this.failWrite(index, pending, new DeadlineError(timeoutMs)), timeoutMs);
+      const pending: PendingWrite = { term: proposal.term, resolve, reject, timer };
+      this.pendingWrites.set(index, pending);
+    });
+  }
+
+  private failWrite(index: number, pending: PendingWrite, error: Error): void {
+    // A later proposal may have taken the index over (a new term): leave that one in place.
+    if (this.pendingWrites.get(index) === pending) this.pendingWrites.delete(index);
+    clearTimeout(pending.timer);
+    this.options.metrics.proposalsFailed++;
+    pending.reject(error);
   }
 
   private dropAppliedStamps(): void {

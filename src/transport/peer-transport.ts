@@ -107,6 +107,8 @@ export class PeerTransport {
     this.state = 'starting';
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.tuning.maxReceiveBytes,
+      // Nothing serves channelz here, and its per-message counters cost on every batch.
+      'grpc.enable_channelz': 0,
     });
     server.addService(RAFT_SERVICE, {
       Send: (call: ServerStream, respond: Respond) => this.handleSend(call, respond),
