@@ -27,6 +27,8 @@ export interface RaftNodeOptions {
   readonly electionTicks: number;
   readonly maxInflightAppends: number;
   readonly snapshotEntries: number;
+  /** A snapshot is also taken once this many bytes of entry data were applied since the last one. */
+  readonly snapshotBytes: number;
   readonly snapshotKeepEntries: number;
   /** Wall-clock milliseconds; injected so tests can move time. */
   readonly now: () => number;
@@ -79,6 +81,7 @@ export class RaftNode {
   /** Snapshots received from the leader, waiting for the core to install them. */
   private readonly receivedSnapshots = new Map<number, StoredSnapshot>();
   private snapshotInProgress = false;
+  private appliedBytesSinceSnapshot = 0;
   /** A commit-only hard state not yet written (see handleReady). */
   private unsyncedHardState: HardState | null = null;
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
@@ -380,6 +383,7 @@ export class RaftNode {
   }
 
   private applyEntry(entry: Entry): void {
+    this.appliedBytesSinceSnapshot += entry.data.length;
     let result: Result | null = null;
     if (entry.type === 'normal') {
       result = this.state.apply(entry.index, entry.data);
@@ -446,6 +450,7 @@ export class RaftNode {
   private installSnapshot(file: StoredSnapshot): void {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
     this.state = this.restoreState(file);
+    this.appliedBytesSinceSnapshot = 0;
     this.options.metrics.snapshotsInstalled++;
     for (const listener of this.snapshotListeners) listener(file.index);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
@@ -482,7 +487,8 @@ export class RaftNode {
 
   private maybeSnapshot(): void {
     const snapshotIndex = this.raft.snapshotIndex;
-    if (this.snapshotInProgress || this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries) return;
+    if (this.snapshotInProgress) return;
+    if (this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries && this.appliedBytesSinceSnapshot < this.options.snapshotBytes) return;
     void this.takeSnapshot().catch((error: unknown) => this.logger.error({ err: error }, 'snapshot failed'));
   }
 
@@ -495,6 +501,7 @@ export class RaftNode {
       this.flushHardState();
       // A point-in-time view: apply goes on while the file is written.
       const view = this.state.exportRows();
+      this.appliedBytesSinceSnapshot = 0;
       const index = view.lastAppliedIndex;
       const began = this.options.now();
       let file: StoredSnapshot;
