@@ -189,12 +189,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       leaderHint: () => kv.leaderHint(),
     });
 
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': config.maxRequestBytes,
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-      // Nothing serves channelz here, and its per-call counters and timestamps cost on every request.
-      'grpc.enable_channelz': 0,
-    });
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': config.maxRequestBytes, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
     server.addService(protos.kv, kv.implementation());
     server.addService(protos.cluster, cluster.implementation());
     server.addService(protos.health, health.implementation());
