@@ -10,9 +10,10 @@
  * - clockOffsetMs moves the wall clock the node stamps log entries with and
  *   judges expiry by (a clock jumped forward or back);
  * - persistDelayMs makes every persist slower (a slow disk), and a new
- *   persistStallId makes the next persist block for persistStallMs (a stalled
- *   fsync). Both block the event loop, as the synchronous fsync they stand
- *   for does;
+ *   persistStallId makes the next persist take persistStallMs more (a stalled
+ *   fsync). A synchronous persist blocks the event loop for it, as its fsync
+ *   does; the Ready loop's persistAsync only resolves later, as its fsync on
+ *   the thread pool would;
  * - peerDial names, per peer, the address to dial instead of the one in the
  *   address book: the suite points each ordered pair of nodes at its own port
  *   of a fault-injecting TCP proxy, so that A->B can fail while B->A works.
@@ -74,11 +75,21 @@ export class FaultInjection {
   wrapPersist(storage: NodeStorage): void {
     const persist = storage.persist.bind(storage);
     storage.persist = (batch) => {
-      const stallMs = this.stallPendingMs;
-      this.stallPendingMs = 0;
-      sleepSync(stallMs + (this.faults.persistDelayMs ?? 0));
+      sleepSync(this.takeDelayMs());
       persist(batch);
     };
+    const persistAsync = storage.persistAsync.bind(storage);
+    storage.persistAsync = async (batch) => {
+      const delayMs = this.takeDelayMs();
+      await persistAsync(batch);
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    };
+  }
+
+  private takeDelayMs(): number {
+    const stallMs = this.stallPendingMs;
+    this.stallPendingMs = 0;
+    return stallMs + (this.faults.persistDelayMs ?? 0);
   }
 
   /** Called after the faults change (peer dial addresses, say). */

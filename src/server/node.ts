@@ -145,6 +145,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       electionTicks: Math.max(2, Math.round(config.electionMs / config.heartbeatMs)),
       maxInflightAppends: config.maxInflightAppends,
       snapshotEntries: config.snapshotEntries,
+      snapshotBytes: config.snapshotBytes,
       snapshotKeepEntries: config.snapshotKeepEntries,
       now,
       metrics,

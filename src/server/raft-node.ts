@@ -27,6 +27,8 @@ export interface RaftNodeOptions {
   readonly electionTicks: number;
   readonly maxInflightAppends: number;
   readonly snapshotEntries: number;
+  /** A snapshot is also taken once this many bytes of entry data were applied since the last one. */
+  readonly snapshotBytes: number;
   readonly snapshotKeepEntries: number;
   /** Wall-clock milliseconds; injected so tests can move time. */
   readonly now: () => number;
@@ -42,10 +44,15 @@ export interface AppliedEntry {
 
 const OK: Result = { kind: 'ok' };
 
+/** Log rows deleted between two turns of the event loop when compacting (a few milliseconds' work). */
+const COMPACT_SLICE_ENTRIES = 2_000;
+
 interface PendingWrite {
   readonly term: number;
   readonly resolve: (result: Result) => void;
   readonly reject: (error: Error) => void;
+  /** Fails the write with DEADLINE_EXCEEDED; cleared when it settles. */
+  readonly timer: NodeJS.Timeout;
 }
 
 interface PendingApply {
@@ -63,6 +70,8 @@ export class RaftNode {
   private sender: MessageSender = { send() {} };
   private tickTimer: NodeJS.Timeout | null = null;
   private processScheduled = false;
+  /** A Ready is waiting for its fsync; proposals and messages go on into the core meanwhile. */
+  private readyInFlight = false;
   private stopped = false;
   /** Leader only: the last timestamp put in an entry; entry time never goes backwards. */
   private lastStampMs = 0;
@@ -75,6 +84,7 @@ export class RaftNode {
   /** Snapshots received from the leader, waiting for the core to install them. */
   private readonly receivedSnapshots = new Map<number, StoredSnapshot>();
   private snapshotInProgress = false;
+  private appliedBytesSinceSnapshot = 0;
   /** A commit-only hard state not yet written (see handleReady). */
   private unsyncedHardState: HardState | null = null;
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
@@ -123,7 +133,7 @@ export class RaftNode {
     this.stopped = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     const error = new NodeStoppedError();
-    for (const pending of this.pendingWrites.values()) pending.reject(error);
+    for (const [index, pending] of this.pendingWrites) this.failWrite(index, pending, error);
     for (const pending of this.pendingReads.values()) pending.reject(error);
     this.pendingWrites.clear();
     this.pendingReads.clear();
@@ -322,33 +332,65 @@ export class RaftNode {
   }
 
   private process(): void {
-    if (this.stopped) return;
-    while (this.raft.hasReady()) this.handleReady(this.raft.ready());
+    if (this.stopped || this.readyInFlight) return;
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
+      const began = performance.now();
+      const durable = this.persistReady(rd, snapshotFile);
+      if (durable !== null) {
+        // The rest of this Ready waits for the fsync; meanwhile the event loop serves clients
+        // and peers, and what they bring goes into the next Ready: a bigger batch per fsync.
+        this.readyInFlight = true;
+        durable.then(
+          () => {
+            this.readyInFlight = false;
+            if (this.stopped) return;
+            this.options.metrics.persistLatency.observe(performance.now() - began);
+            this.finishReady(rd, snapshotFile);
+            this.process();
+          },
+          // After stop() the storage may be closed under the fsync: nothing waits for it then.
+          (error: unknown) => {
+            if (!this.stopped) this.crash(error);
+          },
+        );
+        return;
+      }
+      this.finishReady(rd, snapshotFile);
+    }
     this.maybeSnapshot();
   }
 
-  private handleReady(rd: Ready): void {
-    const snapshotFile = rd.snapshot === null ? null : this.takeReceivedSnapshot(rd.snapshot);
-    const { metrics } = this.options;
+  /**
+   * Sends the leader's own messages, and writes the Ready's hard state,
+   * entries and snapshot; returns the promise of their fsync, or null when
+   * there is nothing to make durable.
+   */
+  private persistReady(rd: Ready, snapshotFile: StoredSnapshot | null): Promise<void> | null {
     // A leader's own messages go out first: its disk write then overlaps its followers'.
     // (The core counts the leader's entries toward commit only after advance().)
-    const early = rd.messages.filter(isLeaderMessage);
-    if (early.length > 0) this.sender.send(early);
-    // 1. Durable before anything that depends on it leaves this node. A hard state that
+    if (rd.messages.some(isLeaderMessage)) this.sender.send(rd.messages.filter(isLeaderMessage));
+    // Durable before anything that depends on it leaves this node. A hard state that
     // only moves the commit index is not worth an fsync (commit is learned again from the
     // leader after a restart): it rides along with the next write that syncs.
     const hardState = rd.hardState ?? this.unsyncedHardState;
     const commitOnly = hardState !== null && rd.entries.length === 0 && snapshotFile === null && differsOnlyInCommit(hardState, this.storage.hardState);
     if (commitOnly) {
       this.unsyncedHardState = hardState;
-    } else if (hardState !== null || rd.entries.length > 0 || snapshotFile !== null) {
-      const began = performance.now();
-      this.storage.persist({ hardState, entries: rd.entries, snapshot: snapshotFile === null ? null : { file: snapshotFile } });
-      this.unsyncedHardState = null;
-      metrics.persistLatency.observe(performance.now() - began);
+      return null;
     }
-    // 2. Send the rest.
-    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !isLeaderMessage(m));
+    if (hardState === null && rd.entries.length === 0 && snapshotFile === null) return null;
+    const durable = this.storage.persistAsync({ hardState, entries: rd.entries, snapshot: snapshotFile === null ? null : { file: snapshotFile } });
+    this.unsyncedHardState = null;
+    return durable;
+  }
+
+  /** What may happen once the Ready is durable: send, apply, advance. */
+  private finishReady(rd: Ready, snapshotFile: StoredSnapshot | null): void {
+    const { metrics } = this.options;
+    // 2. Send the rest (1., persisting, is done).
+    const late = rd.messages.filter((m) => !isLeaderMessage(m));
     if (late.length > 0) this.sender.send(late);
     if (rd.softState !== null) {
       this.logger.info({ role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader }, 'role changed');
@@ -373,7 +415,17 @@ export class RaftNode {
     this.raft.advance();
   }
 
+  /** The disk failed under us: what is durable is unknown, so the node must not go on (it restarts from disk). */
+  private crash(error: unknown): void {
+    this.logger.fatal({ err: error }, 'persisting the log failed; stopping the process');
+    // Thrown outside any promise, so that it is an uncaught exception and the process exits.
+    setImmediate(() => {
+      throw error;
+    });
+  }
+
   private applyEntry(entry: Entry): void {
+    this.appliedBytesSinceSnapshot += entry.data.length;
     let result: Result | null = null;
     if (entry.type === 'normal') {
       result = this.state.apply(entry.index, entry.data);
@@ -387,10 +439,13 @@ export class RaftNode {
     }
     const pending = this.pendingWrites.get(entry.index);
     if (pending !== undefined) {
-      this.pendingWrites.delete(entry.index);
       // Another entry took our index: ours can never commit, so retrying is safe.
-      if (pending.term !== entry.term) pending.reject(new LeadershipLostError(this.raft.leader));
-      else pending.resolve(result ?? OK);
+      if (pending.term !== entry.term) this.failWrite(entry.index, pending, new LeadershipLostError(this.raft.leader));
+      else {
+        this.pendingWrites.delete(entry.index);
+        clearTimeout(pending.timer);
+        pending.resolve(result ?? OK);
+      }
     }
     for (const listener of this.appliedListeners) listener({ entry, result });
   }
@@ -402,10 +457,7 @@ export class RaftNode {
    */
   private failSupersededWrites(index: number, term: number): void {
     for (const [proposed, pending] of this.pendingWrites) {
-      if (proposed >= index && pending.term < term) {
-        this.pendingWrites.delete(proposed);
-        pending.reject(new LeadershipLostError(this.raft.leader));
-      }
+      if (proposed >= index && pending.term < term) this.failWrite(proposed, pending, new LeadershipLostError(this.raft.leader));
     }
   }
 
@@ -440,14 +492,12 @@ export class RaftNode {
   private installSnapshot(file: StoredSnapshot): void {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
     this.state = this.restoreState(file);
+    this.appliedBytesSinceSnapshot = 0;
     this.options.metrics.snapshotsInstalled++;
     for (const listener of this.snapshotListeners) listener(file.index, file.confState);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
-      if (index <= file.index) {
-        this.pendingWrites.delete(index);
-        pending.reject(new OutcomeUnknownError('this node installed a snapshot from the leader'));
-      }
+      if (index <= file.index) this.failWrite(index, pending, new OutcomeUnknownError('this node installed a snapshot from the leader'));
     }
   }
 
@@ -479,7 +529,8 @@ export class RaftNode {
 
   private maybeSnapshot(): void {
     const snapshotIndex = this.raft.snapshotIndex;
-    if (this.snapshotInProgress || this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries) return;
+    if (this.snapshotInProgress) return;
+    if (this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries && this.appliedBytesSinceSnapshot < this.options.snapshotBytes) return;
     void this.takeSnapshot().catch((error: unknown) => this.logger.error({ err: error }, 'snapshot failed'));
   }
 
@@ -492,6 +543,7 @@ export class RaftNode {
       this.flushHardState();
       // A point-in-time view: apply goes on while the file is written.
       const view = this.state.exportRows();
+      this.appliedBytesSinceSnapshot = 0;
       const index = view.lastAppliedIndex;
       const began = this.options.now();
       let file: StoredSnapshot;
@@ -505,12 +557,25 @@ export class RaftNode {
       }
       if (this.stopped) return;
       const meta = this.raft.compact(index, this.options.snapshotKeepEntries);
-      this.storage.compact(index - this.options.snapshotKeepEntries);
       this.options.metrics.snapshotsTaken++;
       this.options.metrics.lastSnapshotBytes = file.sizeBytes;
       this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began }, 'snapshot taken');
+      await this.compactStorage(index - this.options.snapshotKeepEntries);
     } finally {
       this.snapshotInProgress = false;
+    }
+  }
+
+  /**
+   * Deletes the stored log through `throughIndex` a slice at a time: one
+   * DELETE of a whole snapshot interval (100,000 rows) held the event loop
+   * for over 100 ms, on every node at once.
+   */
+  private async compactStorage(throughIndex: number): Promise<void> {
+    for (let first = this.storage.firstIndex; first !== null && first <= throughIndex; first = this.storage.firstIndex) {
+      if (this.stopped) return;
+      this.storage.compact(Math.min(throughIndex, first + COMPACT_SLICE_ENTRIES - 1));
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -524,26 +589,22 @@ export class RaftNode {
 
   // ---- Helpers ------------------------------------------------------------
 
+  // One promise and one timer per write, no wrappers: this runs for every put.
   private awaitProposal(proposal: Proposal, timeoutMs: number): Promise<Result> {
     const index = proposal.lastIndex;
-    const { metrics } = this.options;
-    return withTimeout(
-      new Promise<Result>((resolve, reject) =>
-        this.pendingWrites.set(index, {
-          term: proposal.term,
-          resolve,
-          reject: (error) => {
-            metrics.proposalsFailed++;
-            reject(error);
-          },
-        }),
-      ),
-      timeoutMs,
-      () => {
-        metrics.proposalsFailed++;
-        this.pendingWrites.delete(index);
-      },
-    );
+    return new Promise<Result>((resolve, reject) => {
+      const timer = setTimeout(() => this.failWrite(index, pending, new DeadlineError(timeoutMs)), timeoutMs);
+      const pending: PendingWrite = { term: proposal.term, resolve, reject, timer };
+      this.pendingWrites.set(index, pending);
+    });
+  }
+
+  private failWrite(index: number, pending: PendingWrite, error: Error): void {
+    // A later proposal may have taken the index over (a new term): leave that one in place.
+    if (this.pendingWrites.get(index) === pending) this.pendingWrites.delete(index);
+    clearTimeout(pending.timer);
+    this.options.metrics.proposalsFailed++;
+    pending.reject(error);
   }
 
   private dropAppliedStamps(): void {

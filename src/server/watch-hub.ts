@@ -85,10 +85,10 @@ export class WatchHub {
   onApplied(entry: Entry, state: StateMachine): void {
     const changed = state.takeChangedKeys();
     if (changed.length === 0) return;
-    const op = decodeEntry(entry.data).command.op;
-    const removal: WatchEventType = op === 'expireSweep' ? 'EXPIRE' : op === 'evict' ? 'EVICT' : 'DELETE';
     const now = state.logTimeMs;
-    for (const key of new Set(changed)) {
+    // Decoded only when a key went away (to say why): a put, the common case, needs no second decode.
+    let removal: WatchEventType | null = null;
+    for (const key of changed.length === 1 ? changed : new Set(changed)) {
       const typeResult = state.read({ op: 'type', key }, now);
       const type = typeResult.kind === 'type' ? typeResult.type : 'none';
       let value: Uint8Array = EMPTY;
@@ -96,7 +96,8 @@ export class WatchHub {
         const got = state.read({ op: 'get', key }, now);
         if (got.kind === 'value' && got.value !== null) value = got.value;
       }
-      this.publish({ index: entry.index, type: type === 'none' ? removal : 'PUT', key, value, valueType: TYPE_NAMES[type] });
+      const eventType = type === 'none' ? (removal ??= removalType(entry)) : 'PUT';
+      this.publish({ index: entry.index, type: eventType, key, value, valueType: TYPE_NAMES[type] });
     }
   }
 
@@ -126,6 +127,11 @@ export class WatchHub {
       }
     }
   }
+}
+
+function removalType(entry: Entry): WatchEventType {
+  const op = decodeEntry(entry.data).command.op;
+  return op === 'expireSweep' ? 'EXPIRE' : op === 'evict' ? 'EVICT' : 'DELETE';
 }
 
 function matches(filter: WatchFilter, key: string): boolean {

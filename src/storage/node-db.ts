@@ -64,8 +64,9 @@ const SCHEMA = `
 `;
 
 /**
- * Opens (creating if allowed) and locks the node database in `dir`, with
- * every write durable at commit. Throws a StorageError when the file is not
+ * Opens (creating if allowed) and locks the node database in `dir`. Its
+ * schema is durable when this returns; later commits are durable only once
+ * the WAL is synced (WalSync). Throws a StorageError when the file is not
  * usable by this node.
  */
 export function openNodeDb(dir: string, identity: NodeIdentity, create: boolean): Db {
@@ -78,13 +79,16 @@ export function openNodeDb(dir: string, identity: NodeIdentity, create: boolean)
   try {
     withCorruptionMapped(path, () => {
       lockDataDir(db, dir);
-      // FULL: the WAL is fsynced at every commit, so a returned persist() survives power loss.
+      // FULL while the schema is created: that commit is durable before the dir is used.
       db.pragma('synchronous = FULL');
       // After a large transaction, shrink the WAL back instead of keeping its high-water size.
       db.pragma('journal_size_limit = 67108864');
       prepareSchema(db, path, identity, create);
       const problems = quickCheck(db);
       if (problems !== null) throw new CorruptDataError(path, `SQLite integrity check failed: ${problems}`);
+      // From here commits do not fsync: NodeStorage syncs the WAL itself, off the event
+      // loop when it can, before it calls a write durable (wal-sync.ts says why that is safe).
+      db.pragma('synchronous = NORMAL');
     });
     return db;
   } catch (error) {

@@ -1,12 +1,13 @@
 /**
  * A node's durable state in its data dir:
  *
- *   <dir>/node.db                 log, hard state, snapshot catalog, identity (SQLite, WAL, synchronous=FULL)
+ *   <dir>/node.db                 log, hard state, snapshot catalog, identity (SQLite, WAL, synced by WalSync)
  *   <dir>/LOCK                    who holds the data dir (informational; the lock is node.db's)
  *   <dir>/snapshots/*.sqlite      snapshot files, the newest few
  *
  * The Raft core's Ready is persisted by one persist() call, in one
- * transaction, durable when it returns. Writes that would break the log's
+ * transaction, durable when it returns; or by persistAsync(), which commits
+ * the same transaction now and makes it durable off the event loop. Writes that would break the log's
  * invariants (a gap, an overwrite of committed entries, a term or commit
  * going backwards) are refused with InvalidWriteError: they are bugs
  * upstream, and storing them would spread the damage.
@@ -27,6 +28,7 @@ import { SnapshotCatalog } from './snapshot-catalog.ts';
 import type { SnapshotRecord } from './snapshot-catalog.ts';
 import { SnapshotFileReader, fileSize, writeSnapshotFile } from './snapshot-file.ts';
 import { SnapshotReceiver, readFileChunks } from './snapshot-transfer.ts';
+import { WalSync } from './wal-sync.ts';
 import { withCorruptionMapped } from './sqlite.ts';
 import type { Db } from './sqlite.ts';
 import type { SnapshotContent, SnapshotHeader, StoredSnapshot } from './types.ts';
@@ -103,7 +105,8 @@ export class NodeStorage {
   private readonly log: LogStore;
   private readonly hardStates: HardStateStore;
   private readonly catalog: SnapshotCatalog;
-  // Mirrors of what is durable, so that persist() validates without reading.
+  private readonly wal: WalSync;
+  // Mirrors of what is committed (durable once the WAL is synced), so that persist() validates without reading.
   private durableHardState: HardState;
   private snapshots: SnapshotRecord[];
   private bounds: LogBounds | null;
@@ -126,6 +129,7 @@ export class NodeStorage {
     this.log = new LogStore(db, this.dbFile);
     this.hardStates = new HardStateStore(db, this.dbFile);
     this.catalog = new SnapshotCatalog(db, this.dbFile);
+    this.wal = new WalSync(this.dbFile);
     this.durableHardState = this.hardStates.read();
     this.snapshots = this.catalog.list();
     this.bounds = this.log.bounds();
@@ -231,12 +235,27 @@ export class NodeStorage {
    * disk; the Ready's messages may be sent after that.
    */
   persist(batch: PersistBatch): void {
+    if (this.write(batch)) this.wal.syncNow();
+  }
+
+  /**
+   * persist(), with the fsync on libuv's thread pool: the transaction commits
+   * now (later reads and writes see it), and is durable once the promise
+   * resolves. Nothing that depends on the batch may leave the node before.
+   * Rejects on an I/O error, after which the node must stop: what is on disk is unknown.
+   */
+  persistAsync(batch: PersistBatch): Promise<void> {
+    return this.write(batch) ? this.wal.sync() : Promise.resolve();
+  }
+
+  /** Validates and commits `batch` (not yet durable); false when there was nothing to write. */
+  private write(batch: PersistBatch): boolean {
     this.assertOpen();
     const entries = batch.entries ?? [];
     const install = batch.snapshot ?? undefined;
     const hardState = batch.hardState ?? undefined;
     const hardStateChanged = hardState !== undefined && !sameHardState(hardState, this.durableHardState);
-    if (entries.length === 0 && install === undefined && !hardStateChanged) return;
+    if (entries.length === 0 && install === undefined && !hardStateChanged) return false;
 
     const previous = this.durableHardState;
     let snapshotIndex = this.snapshots[0]?.index ?? 0;
@@ -307,12 +326,14 @@ export class NodeStorage {
       this.snapshots = catalog[0];
       this.removeFiles(catalog[1]);
     }
+    return true;
   }
 
   /**
    * Deletes the entries through `throughIndex`, which a snapshot must cover.
    * The node passes (snapshot index - trailing window) to keep recent entries
    * for followers that are only a little behind; below 1 it is a no-op.
+   * Not synced here: a crash that loses it only leaves entries a snapshot covers.
    */
   compact(throughIndex: number): void {
     this.assertOpen();
@@ -353,6 +374,7 @@ export class NodeStorage {
     };
     const hardState: HardState = { term: header.term, vote: NONE, commit: header.index };
     const catalog = withCorruptionMapped(this.dbFile, () => this.writeBatch({ record, keepSuffix: false, entries: [], hardState }));
+    this.wal.syncNow();
     this.durableHardState = hardState;
     if (catalog !== null) this.snapshots = catalog[0];
     return this.toStored(record);
@@ -391,6 +413,8 @@ export class NodeStorage {
       sizeBytes: fileSize(path),
     };
     const [kept, pruned] = withCorruptionMapped(this.dbFile, () => this.recordSnapshot(record));
+    // Durable before the pruned files go and before the caller compacts the log.
+    this.wal.syncNow();
     this.snapshots = kept;
     this.removeFiles(pruned);
     return this.toStored(record);
@@ -427,6 +451,7 @@ export class NodeStorage {
     if (this.closed) return;
     this.closed = true;
     forgetHolder(this.dir);
+    this.wal.close();
     this.db.close();
   }
 

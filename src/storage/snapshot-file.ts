@@ -19,7 +19,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { ConfState, NodeId } from '../raft/types.ts';
 import { FieldEncoder, crc32 } from './checksum.ts';
-import { durableRename, removeIfPresent } from './durable-fs.ts';
+import { durableRenameAsync, removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, ForeignClusterError, InvalidWriteError, SchemaTooNewError } from './errors.ts';
 import { SNAPSHOT_APPLICATION_ID, pragmaValue, quickCheck, sqliteCode, withCorruptionMapped } from './sqlite.ts';
 import type { Db } from './sqlite.ts';
@@ -199,7 +199,7 @@ export async function writeSnapshotFile(
     for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
     db.exec('COMMIT');
     db.close();
-    durableRename(tmp, path);
+    await durableRenameAsync(tmp, path);
     renamed = true;
     return {
       ...header,

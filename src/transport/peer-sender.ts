@@ -90,6 +90,7 @@ function channelOptions(tuning: TransportTuning, peer: NodeId): grpc.ChannelOpti
     // One connection per sender, not shared with other transports in the process (tests run several).
     'grpc.use_local_subchannel_pool': 1,
     'grpc.max_receive_message_length': tuning.maxReceiveBytes,
+    'grpc.enable_channelz': 0,
   };
 }
 

@@ -121,6 +121,8 @@ export class PeerTransport {
     this.state = 'starting';
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.tuning.maxReceiveBytes,
+      // Not 'grpc.enable_channelz': 0, though nothing serves channelz: grpc-js 1.14's
+      // forceShutdown() then leaves open connections up (it only tracks them for channelz).
     });
     server.addService(RAFT_SERVICE, {
       Send: (call: ServerStream, respond: Respond) => this.handleSend(call, respond),

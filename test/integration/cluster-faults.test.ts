@@ -93,6 +93,18 @@ describe('failures', () => {
     expect(text(got['value'])).toBe('150');
   }, 90_000);
 
+  it('a node snapshots once --snapshot-bytes of entries were applied, before --snapshot-entries', async () => {
+    cluster = await TestCluster.start({ size: 1, flags: ['--snapshot-entries', '1000000', '--snapshot-bytes', '8kb'] });
+    const leader = await cluster.waitForLeader();
+    expect(await metric(cluster, leader, 'quorumkv_snapshots_taken_total')).toBe(0);
+    for (let i = 0; i < 12; i++) await cluster.client(leader).call('Set', { key: `k${i}`, value: bytes('v'.repeat(1024)) });
+    // The snapshot is written in the background: wait for it.
+    for (let tries = 0; (await metric(cluster, leader, 'quorumkv_snapshots_taken_total')) < 1; tries++) {
+      expect(tries, 'no snapshot after 12 KiB of applied entries').toBeLessThan(100);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }, 60_000);
+
   it('SIGTERM stops a node cleanly (exit 0), and it restarts with its data', async () => {
     cluster = await TestCluster.start({ size: 3 });
     const leader = await cluster.waitForLeader();

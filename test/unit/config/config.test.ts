@@ -15,6 +15,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ id: 'n1', dataDir: './data', clientAddr: '127.0.0.1:7001', peerAddr: '127.0.0.1:7101', httpAddr: '127.0.0.1:7201' });
     expect([...config.initialCluster]).toEqual([['n1', '127.0.0.1:7101']]);
     expect(config.join).toBeNull();
+    expect(config).toMatchObject({ snapshotEntries: 10_000, snapshotBytes: 64 * 1024 * 1024 });
   });
 
   it('takes flags in both forms, and flags win over the environment, which wins over the file', () => {
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
     [['--max-watches-per-connection', '0'], /--max-watches-per-connection '0' must be a whole number >= 1/],
     [['--max-keys-per-call', 'lots'], /--max-keys-per-call 'lots' must be a whole number >= 1/],
     [['--max-streams-per-connection', '-1'], /--max-streams-per-connection/],
+    [['--snapshot-bytes', '0'], /--snapshot-bytes must be at least 1/],
   ])('refuses %j with a message naming the problem', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);

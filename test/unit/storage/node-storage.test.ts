@@ -126,6 +126,33 @@ describe('persist and load', () => {
     storage.close();
     expect(() => storage.load()).toThrow(StorageClosedError);
     expect(() => storage.persist({ entries: [entry(1, 1)] })).toThrow(StorageClosedError);
+    expect(() => storage.persistAsync({ entries: [entry(1, 1)] })).toThrow(StorageClosedError);
+  });
+});
+
+describe('persistAsync', () => {
+  it('commits at once (later writes build on it), and the batches are there after a reopen', async () => {
+    const dir = scratch.dir();
+    const storage = scratch.open(dir);
+    const first = storage.persistAsync({ hardState: { term: 1, vote: 'n1', commit: 0 }, entries: entries(1, 3, 1) });
+    // Validated against the first batch before its fsync returned: no gap.
+    const second = storage.persistAsync({ hardState: { term: 1, vote: 'n1', commit: 3 }, entries: entries(4, 5, 1) });
+    expect(storage.lastIndex).toBe(5);
+    await Promise.all([first, second]);
+    storage.persist({ hardState: { term: 1, vote: 'n1', commit: 5 }, entries: entries(6, 6, 1) });
+    storage.close();
+
+    const loaded = scratch.open(dir, { create: false }).load();
+    expect(plain(loaded.entries)).toEqual(plain(entries(1, 6, 1)));
+    expect(loaded.hardState).toEqual({ term: 1, vote: 'n1', commit: 5 });
+  });
+
+  it('refuses an invalid batch at once, writing nothing, and resolves when there is nothing to write', async () => {
+    const { storage } = withLog(3);
+    const before = storage.load();
+    expect(() => storage.persistAsync({ entries: [entry(9, 1)] })).toThrow(/would leave a gap/);
+    await storage.persistAsync({ hardState: { term: 1, vote: 'n1', commit: 3 } });
+    expect(storage.load()).toEqual(before);
   });
 });
 

@@ -53,14 +53,14 @@ describe('one process per data dir', () => {
 });
 
 describe('a crash in the middle of a write', () => {
-  it('leaves every batch wholly there or wholly absent, with its hard state, and checksums intact', { timeout: 120_000 }, async () => {
+  it.each(['append', 'append-async'])('leaves every batch wholly there or wholly absent, with its hard state, and checksums intact (%s)', { timeout: 120_000 }, async (mode) => {
     const dir = scratch.dir();
     const batch = 64;
     // 256 KiB per transaction, so that a kill often lands while its WAL frames are being written.
     const dataBytes = 4096;
     let acknowledged = 0;
     for (let round = 0; round < 5; round++) {
-      const child = scratch.spawnChild('append', dir, String(batch), String(dataBytes));
+      const child = scratch.spawnChild(mode, dir, String(batch), String(dataBytes));
       const killAfterBatches = 2 + round * 4;
       // Some rounds kill the moment a batch begins, others a little into it.
       const delayMs = round % 2 === 0 ? 0 : round;
