@@ -307,17 +307,26 @@ export class PeerTransport {
     respond(status);
   }
 
+  /**
+   * The checks on a new stream, in order: addressed to this cluster and node,
+   * then who the caller is (TLS; null in plaintext), then whether that member
+   * may talk to us. Throws the refusal.
+   */
+  private acceptStream(call: ServerStream, from: NodeId | undefined): NodeId | null {
+    const misdirected = this.misdirection(metadataValue(call.metadata, METADATA_CLUSTER_ID), from, metadataValue(call.metadata, METADATA_TO));
+    if (misdirected !== null) throw misdirected;
+    const sender = this.authenticatedSender(call, from);
+    const notAdmitted = this.notAdmitted(from, []);
+    if (notAdmitted !== null) throw notAdmitted;
+    return sender;
+  }
+
   private handleSend(call: ServerStream, respond: Respond): void {
     const metadata = call.metadata;
     const from = metadataValue(metadata, METADATA_FROM);
-    // Addressed to us, then who it is (TLS), then whether that member may talk to us.
     let sender: NodeId | null;
     try {
-      const misdirected = this.misdirection(metadataValue(metadata, METADATA_CLUSTER_ID), from, metadataValue(metadata, METADATA_TO));
-      if (misdirected !== null) throw misdirected;
-      sender = this.authenticatedSender(call, from);
-      const notAdmitted = this.notAdmitted(from, []);
-      if (notAdmitted !== null) throw notAdmitted;
+      sender = this.acceptStream(call, from);
     } catch (err) {
       this.refuse(call, respond, err);
       return;
@@ -369,11 +378,7 @@ export class PeerTransport {
     const from = metadataValue(call.metadata, METADATA_FROM);
     let sender: NodeId | null;
     try {
-      const misdirected = this.misdirection(metadataValue(call.metadata, METADATA_CLUSTER_ID), from, metadataValue(call.metadata, METADATA_TO));
-      if (misdirected !== null) throw misdirected;
-      sender = this.authenticatedSender(call, from);
-      const notAdmitted = this.notAdmitted(from, []);
-      if (notAdmitted !== null) throw notAdmitted;
+      sender = this.acceptStream(call, from);
     } catch (err) {
       this.refuse(call, respond, err);
       return;

@@ -3,7 +3,7 @@
  * decisions (TTL expiry, LRU eviction) reaching every replica identically.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
+import { TestCluster, bytes, sleep, text, waitFor } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
 
 let cluster: TestCluster | undefined;
@@ -36,7 +36,7 @@ describe('membership', () => {
     const added = await c.client('n2').call('AddMember', { id: 'n4', peer_address: `127.0.0.1:${n4.peerPort}`, client_address: `127.0.0.1:${n4.clientPort}` });
     expect((added['members'] as Reply[]).find((m) => m['id'] === 'n4')?.['kind']).toBe('LEARNER');
     c.launch(n4, ['--join', `127.0.0.1:${c.spec(leader).clientPort}`]);
-    await waitFor(async () => {
+    await waitFor('n4 to catch up', async () => {
       const members = (await c.client(leader).call('Members'))['members'] as Reply[];
       return members.find((m) => m['id'] === 'n4')?.['lag_entries'] === 0;
     });
@@ -82,15 +82,3 @@ describe('leader decisions replicated as entries', () => {
   }, 90_000);
 });
 
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await sleep(100);
-  }
-  throw new Error('condition not met in time');
-}

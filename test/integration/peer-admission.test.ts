@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/raft/index.ts';
 import { encodeBatch } from '../../src/transport/codec.ts';
 import { passBuffer, SEND_PATH } from '../../src/transport/service.ts';
-import { TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
+import { TestCluster, bytes, sleep, text, waitFor } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
 
 /** --election-ms's default: followers campaign after 1-2 s without a leader. */
@@ -56,18 +56,6 @@ async function status(c: TestCluster, id: string): Promise<Reply> {
   return c.client(id).call('Status', {}, 2000);
 }
 
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function members(c: TestCluster, via: string): Promise<Reply[]> {
   return ((await c.client(via).call('Members'))['members'] as Reply[] | undefined) ?? [];

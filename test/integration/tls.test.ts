@@ -17,7 +17,7 @@ import { NodeTls } from '../../src/tls/node-tls.ts';
 import { INSTALL_SNAPSHOT_PATH, SEND_PATH, passBuffer } from '../../src/transport/service.ts';
 import { encodeBatch } from '../../src/transport/codec.ts';
 import { METADATA_FROM, METADATA_TO } from '../../src/transport/peer-sender.ts';
-import { GrpcError, NodeClient, TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
+import { GrpcError, NodeClient, TestCluster, bytes, eventually, sleep, text } from '../support/cluster-harness.ts';
 import { TestCerts } from '../support/test-certs.ts';
 
 /** The serial number of the certificate a new TLS connection to `port` is served (presenting `identity` for mTLS). */
@@ -32,21 +32,6 @@ function servedSerial(port: number, ca: Buffer, identity?: { cert: Buffer; key: 
   });
 }
 
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = 'never tried';
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = 'not yet';
-    } catch (error) {
-      last = error;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms (last: ${String(last)})`);
-}
 
 /** A raw Raft stream (Send unless another path) to member `target`'s peer port, claiming to come from `claimedFrom`; resolves with the answer. */
 function peerSend(port: number, target: string, credentials: grpc.ChannelCredentials, claimedFrom: string, batch: Buffer | null, path = SEND_PATH): Promise<grpc.ServiceError | null> {

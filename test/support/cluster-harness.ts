@@ -297,6 +297,28 @@ export class TestCluster {
   }
 }
 
+/** Polls `probe` every 100 ms until it returns a value (not undefined); throws naming `what` and the last error after `timeoutMs`. */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = 'never tried';
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+      last = 'not yet';
+    } catch (error) {
+      last = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms (last: ${String(last)})`);
+}
+
+/** eventually() for a yes/no condition. */
+export async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  await eventually(what, timeoutMs, async () => ((await condition()) ? true : undefined));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 }
