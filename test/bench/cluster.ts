@@ -29,6 +29,8 @@ import type { MonotonicWindow, ProfileSummary } from './load-profile.ts';
 import { compare, formatComparison, formatRun } from './load-report.ts';
 import type { Comparison, RunReport, RunSettings } from './load-report.ts';
 import { LoadProcesses, runOnce } from './load-run.ts';
+import { SCENARIO_SERVE_FLAGS, runScenarios } from './load-scenarios.ts';
+import type { ScenarioReport } from './load-scenarios.ts';
 import { existingQuorumkv, localEtcd, localQuorumkv, noopServer } from './load-targets.ts';
 import type { Target } from './load-targets.ts';
 import { supports } from './load-workloads.ts';
@@ -83,8 +85,40 @@ function createTarget(system: SystemName, options: Options): Target {
   }
   if (options.noopServer) return noopServer();
   if (options.endpoints !== null) return existingQuorumkv(options.endpoints);
-  const nodeFlags = options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
-  return localQuorumkv(options.nodes, nodeFlags, options.serveFlags, quorumkvVersion());
+  return localQuorumkv(options.nodes, nodeFlagsOf(options), options.serveFlags, quorumkvVersion());
+}
+
+/** Flags for node itself on every quorumkv node the benchmark starts. */
+const nodeFlagsOf = (options: Options): string[] => (options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`]);
+
+/** --scenario: a fresh local cluster of its own, the put workload at --rate, each scenario in turn. */
+async function scenarios(options: Options, cleanup: Cleanup, log: (line: string) => void, reports: ScenarioReport[]): Promise<NodeProfile[]> {
+  const target = cleanup.add(localQuorumkv(options.nodes, nodeFlagsOf(options), [...SCENARIO_SERVE_FLAGS, ...options.serveFlags], quorumkvVersion()));
+  await target.start();
+  const load = cleanup.add(LoadProcesses.start(options.loadProcesses));
+  const settings: RunSettings = {
+    system: 'quorumkv',
+    version: target.version,
+    workload: 'put',
+    nodes: target.nodes.length,
+    target: options.target,
+    client: options.client,
+    connections: options.connections,
+    loadProcesses: Math.min(options.loadProcesses, options.connections),
+    concurrency: options.concurrencies[0]!,
+    ratePerSecond: options.ratePerSecond,
+    valueBytes: options.valueBytes,
+    keys: options.keys,
+    txnOps: options.txnOps,
+    hashFields: options.hashFields,
+    durationS: options.durationS,
+    warmupS: options.warmupS,
+  };
+  const measured: MonotonicWindow[] = [];
+  reports.push(...(await runScenarios(target, load, settings, options, log, measured)));
+  await cleanup.release(load);
+  await cleanup.release(target);
+  return options.cpuProfDir === null ? [] : profilesOf(target, options.cpuProfDir, measured);
 }
 
 /**
@@ -128,7 +162,7 @@ async function benchmark(systems: readonly SystemName[], options: Options, clean
           warmupS: options.warmupS,
         };
         const idle = targets.filter((t) => t !== target);
-        const report = await runOnce(target, idle, load, settings, options.drainS, log, measured.get(target)!);
+        const { report } = await runOnce(target, idle, load, settings, options.drainS, log, measured.get(target)!);
         runs.push(report);
         if (!options.json) console.log(`${formatRun(report)}\n`);
       }
@@ -167,6 +201,7 @@ export async function run(argv: string[]): Promise<void> {
   const cleanup = new Cleanup();
   cleanup.install();
   const runs: RunReport[] = [];
+  const scenarioReports: ScenarioReport[] = [];
   const profiles: NodeProfile[] = [];
   const started = new Date();
   try {
@@ -175,7 +210,8 @@ export async function run(argv: string[]): Promise<void> {
       if (findEtcd() === null) log('etcd not installed, skipping comparison (Debian/Ubuntu: apt-get install etcd-server)');
       else systems.push('etcd');
     }
-    profiles.push(...(await benchmark(systems, opts, cleanup, log, runs)));
+    if (opts.scenarios.length > 0) profiles.push(...(await scenarios(opts, cleanup, log, scenarioReports)));
+    else profiles.push(...(await benchmark(systems, opts, cleanup, log, runs)));
     if (!opts.json) for (const p of profiles) console.log(`${formatProfile(p)}\n`);
     const etcdVersion = runs.find((r) => r.system === 'etcd')?.version ?? null;
     const comparison: Comparison[] = compare(runs);
@@ -194,6 +230,7 @@ export async function run(argv: string[]): Promise<void> {
         },
         options: opts,
         runs,
+        scenarios: scenarioReports,
         comparison,
         etcd: etcdVersion,
         profiles: profiles.map((p) => ({ node: p.node, file: p.file, ...p.summary })),

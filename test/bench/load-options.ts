@@ -9,6 +9,14 @@ import type { ClientKind } from './load-transport.ts';
 import { WORKLOADS, WORKLOAD_HELP } from './load-workloads.ts';
 import type { WorkloadName } from './load-workloads.ts';
 
+/** Scenarios (load-scenarios.ts): one situation each on a fresh local cluster, instead of the workload runs. */
+export const SCENARIOS = ['snapshot-under-load', 'restart'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** A scenario's defaults where the workload runs' differ: a million keys, and a fixed put rate well below saturation. */
+export const SCENARIO_KEYS = 1_000_000;
+export const SCENARIO_RATE = 2000;
+
 export const USAGE = `npm run bench -- cluster [flags]
 
   --workload LIST      ${WORKLOADS.join('|')} (default put); a comma list runs each in turn
@@ -19,7 +27,7 @@ ${WORKLOADS.map((w) => `                         ${w.padEnd(17)}${WORKLOAD_HELP[
                        each request's due time (no coordinated omission). Default 0: closed loop.
   --connections N      HTTP/2 connections (default 8; never more than the requests in flight)
   --value-bytes N      value size (default 256)
-  --keys N             distinct keys, chosen uniformly (default 10000)
+  --keys N             distinct keys, chosen uniformly (default 10000; with --scenario 1000000)
   --txn-ops N          sets per Txn in the txn workload (default 8)
   --hash-fields N      fields per hash in the hash workload (default 16)
   --duration S         measured seconds per run (default 10)
@@ -41,6 +49,15 @@ ${WORKLOADS.map((w) => `                         ${w.padEnd(17)}${WORKLOAD_HELP[
                        --serve-flags='--snapshot-entries 100000' (with '=': the value starts with --)
   --cpu-prof DIR       run the quorumkv nodes with node --cpu-prof, write profiles to DIR, and
                        print where each node's time went
+  --scenario LIST      instead of the workload runs, one situation on a fresh local cluster (a comma list
+                       runs each in turn on the same cluster, after one preload of --keys keys):
+                         snapshot-under-load  puts at --rate (default ${SCENARIO_RATE}/s) for --duration s, then a
+                                              Cluster.Snapshot on --snapshot-on nodes under the same load;
+                                              p99 while the snapshot ran against before it
+                         restart              SIGTERM, then SIGKILL, one follower and restart it; then the
+                                              whole cluster: time from process start to serving
+  --snapshot-on leader|all   with --scenario: which nodes take the snapshot (default all: every node
+                       snapshots at about the same index when the thresholds trigger it)
   --json               print one JSON document instead of tables (progress still goes to stderr)
 `;
 
@@ -73,6 +90,9 @@ export interface Options {
   readonly cpuProfDir: string | null;
   readonly serveFlags: readonly string[];
   readonly json: boolean;
+  /** Empty: the workload runs. */
+  readonly scenarios: readonly ScenarioName[];
+  readonly snapshotOn: 'leader' | 'all';
 }
 
 export function parseOptions(argv: string[]): Options | 'help' {
@@ -82,10 +102,10 @@ export function parseOptions(argv: string[]): Options | 'help' {
     options: {
       workload: { type: 'string', default: 'put' },
       concurrency: { type: 'string', default: '256' },
-      rate: { type: 'string', default: '0' },
+      rate: { type: 'string' },
       connections: { type: 'string', default: '8' },
       'value-bytes': { type: 'string', default: '256' },
-      keys: { type: 'string', default: '10000' },
+      keys: { type: 'string' },
       'txn-ops': { type: 'string', default: '8' },
       'hash-fields': { type: 'string', default: '16' },
       duration: { type: 'string', default: '10' },
@@ -101,6 +121,8 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'cpu-prof': { type: 'string' },
       'serve-flags': { type: 'string', default: '' },
       json: { type: 'boolean', default: false },
+      scenario: { type: 'string', default: '' },
+      'snapshot-on': { type: 'string', default: 'all' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -129,13 +151,26 @@ export function parseOptions(argv: string[]): Options | 'help' {
     throw new UsageError('--noop-server goes alone: not with --endpoints, --compare-etcd or --cpu-prof');
   }
   if (values['serve-flags'] !== '' && (endpoints !== null || values['noop-server'])) throw new UsageError('--serve-flags is for the nodes the benchmark starts');
-  const keys = int('keys', values.keys, 1);
+  const scenarios = values.scenario
+    .split(',')
+    .filter((s) => s !== '')
+    .map((s) => {
+      if (!(SCENARIOS as readonly string[]).includes(s)) throw new UsageError(`--scenario must be among ${SCENARIOS.join(', ')} (got '${s}')`);
+      return s as ScenarioName;
+    });
+  if (scenarios.length > 0 && (endpoints !== null || values['compare-etcd'] || values['noop-server'])) {
+    throw new UsageError('--scenario starts (and restarts) a local quorumkv cluster of its own: not with --endpoints, --compare-etcd or --noop-server');
+  }
+  if (values['snapshot-on'] !== 'leader' && values['snapshot-on'] !== 'all') throw new UsageError(`--snapshot-on must be leader or all (got '${values['snapshot-on']}')`);
+  const ratePerSecond = seconds('rate', values.rate ?? (scenarios.length > 0 ? String(SCENARIO_RATE) : '0'), 0);
+  if (scenarios.includes('snapshot-under-load') && ratePerSecond === 0) throw new UsageError('--scenario snapshot-under-load needs a fixed --rate above 0: latency against a schedule');
+  const keys = int('keys', values.keys ?? String(scenarios.length > 0 ? SCENARIO_KEYS : 10_000), 1);
   const txnOps = int('txn-ops', values['txn-ops'], 1);
   if (workloads.includes('txn') && txnOps > keys) throw new UsageError('--txn-ops cannot exceed --keys: a Txn sets distinct keys');
   return {
     workloads,
     concurrencies: values.concurrency.split(',').map((c) => int('concurrency', c, 1)),
-    ratePerSecond: seconds('rate', values.rate, 0),
+    ratePerSecond,
     connections: int('connections', values.connections, 1),
     valueBytes: int('value-bytes', values['value-bytes'], 0),
     keys,
@@ -154,5 +189,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
     cpuProfDir: values['cpu-prof'] === undefined ? null : resolve(values['cpu-prof']),
     serveFlags: values['serve-flags'].split(/\s+/).filter((f) => f !== ''),
     json: values.json,
+    scenarios,
+    snapshotOn: values['snapshot-on'],
   };
 }

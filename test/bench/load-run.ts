@@ -11,7 +11,8 @@ import { cpuSeconds, machineBusySeconds, percentOfCore as exactPercentOfCore } f
 import type { Stoppable } from './load-cleanup.ts';
 import { Histogram } from './load-histogram.ts';
 import type { MonotonicWindow } from './load-profile.ts';
-import type { LoadSpec, OpResult, ParentMessage, Window, WorkerMessage, WorkerResult } from './load-protocol.ts';
+import type { LoadSpec, OpResult, ParentMessage, SliceResult, Window, WorkerMessage, WorkerResult } from './load-protocol.ts';
+import { mergeSlices } from './load-windows.ts';
 import { opFigures, thousands } from './load-report.ts';
 import type { CpuFigures, OpFigures, RunReport, RunSettings } from './load-report.ts';
 import type { Target } from './load-targets.ts';
@@ -185,7 +186,7 @@ export function cpuFigures(target: Target, idle: readonly Target[], leader: stri
 }
 
 /** Splits the load over connections and processes: connection c goes to address c mod n, and to process c mod p. */
-export function loadSpecs(settings: RunSettings, addresses: readonly string[], processes: number): LoadSpec[] {
+export function loadSpecs(settings: RunSettings, addresses: readonly string[], processes: number, sliceMs = 0): LoadSpec[] {
   const { connections } = settings;
   const perConnection = (c: number): number => Math.floor(settings.concurrency / connections) + (c < settings.concurrency % connections ? 1 : 0);
   const used = Math.min(processes, connections);
@@ -200,6 +201,7 @@ export function loadSpecs(settings: RunSettings, addresses: readonly string[], p
       ratePerSecond: (settings.ratePerSecond * mine.length) / connections,
       // Processes' schedules interleave rather than all sending at the same instants.
       rateOffsetMs: settings.ratePerSecond > 0 ? (p * 1000) / settings.ratePerSecond : 0,
+      sliceMs,
     };
   });
 }
@@ -247,6 +249,21 @@ export async function preload(target: Target, load: LoadProcesses, settings: Run
   log(`preloaded ${thousands(settings.keys)} ${space === 'hashes' ? 'hashes' : 'keys'} in ${((performance.now() - began) / 1000).toFixed(1)} s`);
 }
 
+/** What a scenario needs beyond the plain run: slices of the window, and to act while it runs. */
+export interface RunExtras {
+  /** Record the window in slices this long too (0: no slices). */
+  readonly sliceMs: number;
+  /** Called once the window is fixed, before the load starts. */
+  readonly onWindow?: (window: Window) => void;
+}
+
+export interface MeasuredRun {
+  readonly report: RunReport;
+  /** The window's slices, merged over the load-generator processes (empty without RunExtras.sliceMs). */
+  readonly slices: readonly SliceResult[];
+  readonly window: Window;
+}
+
 export async function runOnce(
   target: Target,
   idle: readonly Target[],
@@ -255,14 +272,15 @@ export async function runOnce(
   drainS: number,
   log: (line: string) => void,
   measured: MonotonicWindow[],
-): Promise<RunReport> {
+  extras: RunExtras = { sliceMs: 0 },
+): Promise<MeasuredRun> {
   const leader = await target.leader();
   const leaderNode = target.nodes.find((n) => n.id === leader);
   if (leaderNode === undefined) throw new Error(`the leader ${leader} is not among the nodes the benchmark knows`);
   const addresses = settings.target === 'leader' ? [leaderNode.address] : target.nodes.map((n) => n.address);
   await preload(target, load, settings, leaderNode.address, log);
 
-  const specs = loadSpecs(settings, addresses, load.workers.length);
+  const specs = loadSpecs(settings, addresses, load.workers.length, extras.sliceMs);
   await Promise.all(specs.map((spec, i) => load.workers[i]!.request({ type: 'prepare', spec }, 'ready')));
   const startAtMs = Date.now() + 200;
   const window: Window = {
@@ -271,6 +289,7 @@ export async function runOnce(
     endAtMs: startAtMs + (settings.warmupS + settings.durationS) * 1000,
     drainMs: drainS * 1000,
   };
+  extras.onWindow?.(window);
   const loadAverage = os.loadavg()[0] ?? 0;
   const take = (): CpuSample => sampleCpu(target, idle, load);
   const before = sampleAt(window.measureFromMs, take);
@@ -302,7 +321,7 @@ export async function runOnce(
   }
   const count = Object.values(ops).reduce((sum, f) => sum + f.count, 0);
   const errors = Object.values(ops).reduce((sum, f) => sum + Object.values(f.errors).reduce((a, b) => a + b, 0), 0);
-  return {
+  const report: RunReport = {
     ...settings,
     leader,
     ops,
@@ -312,4 +331,5 @@ export async function runOnce(
     cpu,
     loadAverage,
   };
+  return { report, slices: mergeSlices(results.map((r) => r.slices)), window };
 }
