@@ -6,8 +6,9 @@
  * separate processes, and prints ops/s and latency percentiles per operation
  * with each process's CPU. With --compare-etcd it also starts a local etcd
  * cluster, runs every workload on it right after quorumkv with the same
- * generator and flags, and prints both side by side. Run with --help for the
- * flags.
+ * generator and flags, and prints both side by side. With --scenario it runs
+ * situations instead (a snapshot under load, restarts: load-scenarios.ts).
+ * Run with --help for the flags.
  *
  * The generator (load-worker.ts) is built to cost little CPU, because on a
  * small machine it shares the cores with the servers: it speaks gRPC through
