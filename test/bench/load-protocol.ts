@@ -20,6 +20,12 @@ export interface LoadSpec {
   readonly ratePerSecond: number;
   /** Open loop: this process's first request is due this long after the start, so that processes interleave. */
   readonly rateOffsetMs: number;
+  /**
+   * When > 0, the measured window is also recorded in slices this long (by due
+   * time in open loop, by completion in closed loop), so that a part of the
+   * window (e.g. while a snapshot was being taken) can be told apart.
+   */
+  readonly sliceMs: number;
 }
 
 export interface Window {
@@ -51,6 +57,15 @@ export interface WorkerResult {
   readonly unfinished: number;
   /** Open loop: the most requests that were due but not yet sent, in the measured window (0 in closed loop). */
   readonly maxBacklog: number;
+  /** With LoadSpec.sliceMs: slice i covers [measureFromMs + i * sliceMs, + sliceMs); all ops together. */
+  readonly slices: readonly SliceResult[];
+}
+
+export interface SliceResult {
+  /** Latencies of the successful requests in the slice. */
+  readonly histogram: SerializedHistogram;
+  /** Failed requests in the slice. */
+  readonly errors: number;
 }
 
 export type WorkerMessage =

@@ -104,7 +104,7 @@ export function formatMs(ms: number): string {
 
 const percent = (p: number | null): string => (p === null ? 'n/a' : `${Math.round(p)}%`);
 
-function table(rows: readonly (readonly string[])[], rightAligned: (column: number) => boolean): string {
+export function table(rows: readonly (readonly string[])[], rightAligned: (column: number) => boolean): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => `  ${r.map((cell, c) => (rightAligned(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ')}`.trimEnd()).join('\n');
 }

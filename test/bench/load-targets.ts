@@ -87,7 +87,17 @@ async function agreedLeader(clients: readonly NodeClient[], timeoutMs: number, a
 interface LocalNode extends TargetNode {
   readonly child: ChildProcess;
   readonly client: NodeClient;
+  /** performance.now() when the process was spawned. */
+  readonly spawnedAtMs: number;
   output: string;
+}
+
+/** A fresh local quorumkv cluster whose nodes the benchmark can stop and start again (load-scenarios.ts). */
+export interface LocalQuorumkv extends Target {
+  /** Sends `signal` to node `id` and resolves once its process has exited. */
+  kill(id: string, signal: NodeJS.Signals): Promise<void>;
+  /** Starts node `id` again on its ports and data dir; resolves with performance.now() at the spawn. */
+  relaunch(id: string): number;
 }
 
 /**
@@ -96,7 +106,7 @@ interface LocalNode extends TargetNode {
  * one temp dir. `nodeFlags` go to node itself (e.g. --cpu-prof, which Node
  * does not take from NODE_OPTIONS), `serveFlags` to `quorumkv serve`.
  */
-export function localQuorumkv(size: number, nodeFlags: readonly string[], serveFlags: readonly string[], version: string): Target {
+export function localQuorumkv(size: number, nodeFlags: readonly string[], serveFlags: readonly string[], version: string): LocalQuorumkv {
   const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-'));
   const nodes: LocalNode[] = [];
   const running = (n: LocalNode): boolean => n.child.exitCode === null && n.child.signalCode === null;
@@ -105,42 +115,61 @@ export function localQuorumkv(size: number, nodeFlags: readonly string[], serveF
     return dead === undefined ? null : `node ${dead.id} exited (${dead.child.exitCode ?? dead.child.signalCode}):\n${dead.output}`;
   };
   const leader = async (): Promise<string> => nodes[await agreedLeader(nodes.map((n) => n.client), 20_000, exitedNode)]!.id;
+  const ports = new Map<string, { client: number; peer: number; http: number }>();
+  let initialCluster = '';
+  /** Spawns node `id`, in place of its earlier process if it had one. */
+  const launch = (id: string): LocalNode => {
+    const p = ports.get(id)!;
+    const child = spawn(
+      process.execPath,
+      [
+        ...nodeFlags,
+        join(REPO_ROOT, 'bin', 'quorumkv.js'), 'serve',
+        '--id', id,
+        '--data-dir', join(root, id),
+        '--client-addr', `127.0.0.1:${p.client}`,
+        '--peer-addr', `127.0.0.1:${p.peer}`,
+        '--http-addr', `127.0.0.1:${p.http}`,
+        '--initial-cluster', initialCluster,
+        '--log-level', 'warn',
+        ...serveFlags,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const spawnedAtMs = performance.now();
+    const address = `127.0.0.1:${p.client}`;
+    const node: LocalNode = { id, address, pid: child.pid ?? null, child, client: new NodeClient(address), spawnedAtMs, output: '' };
+    const keep = (chunk: Buffer): void => {
+      node.output = (node.output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const earlier = nodes.findIndex((n) => n.id === id);
+    if (earlier < 0) {
+      nodes.push(node);
+    } else {
+      nodes[earlier]!.client.close();
+      nodes[earlier] = node;
+    }
+    return node;
+  };
+  const stopNode = async (n: LocalNode, signal: NodeJS.Signals): Promise<void> => {
+    if (!running(n)) return;
+    const exited = new Promise<void>((resolve) => n.child.once('exit', () => resolve()));
+    n.child.kill(signal);
+    const timer = setTimeout(() => n.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
   return {
     system: 'quorumkv',
     version: serveFlags.length === 0 ? version : `${version} [${serveFlags.join(' ')}]`,
     nodes,
     preloaded: new Set(),
     async start() {
-      const ports: { client: number; peer: number; http: number }[] = [];
-      for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort(), http: await freePort() });
-      const initialCluster = ports.map((p, i) => `n${i + 1}=127.0.0.1:${p.peer}`).join(',');
-      ports.forEach((p, i) => {
-        const id = `n${i + 1}`;
-        const child = spawn(
-          process.execPath,
-          [
-            ...nodeFlags,
-            join(REPO_ROOT, 'bin', 'quorumkv.js'), 'serve',
-            '--id', id,
-            '--data-dir', join(root, id),
-            '--client-addr', `127.0.0.1:${p.client}`,
-            '--peer-addr', `127.0.0.1:${p.peer}`,
-            '--http-addr', `127.0.0.1:${p.http}`,
-            '--initial-cluster', initialCluster,
-            '--log-level', 'warn',
-            ...serveFlags,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        const address = `127.0.0.1:${p.client}`;
-        const node: LocalNode = { id, address, pid: child.pid ?? null, child, client: new NodeClient(address), output: '' };
-        const keep = (chunk: Buffer): void => {
-          node.output = (node.output + chunk.toString()).slice(-4000);
-        };
-        child.stdout.on('data', keep);
-        child.stderr.on('data', keep);
-        nodes.push(node);
-      });
+      for (let i = 1; i <= size; i++) ports.set(`n${i}`, { client: await freePort(), peer: await freePort(), http: await freePort() });
+      initialCluster = [...ports].map(([id, p]) => `${id}=127.0.0.1:${p.peer}`).join(',');
+      for (const id of ports.keys()) launch(id);
       await leader();
     },
     leader,
@@ -151,18 +180,15 @@ export function localQuorumkv(size: number, nodeFlags: readonly string[], serveF
     async stop() {
       for (const n of nodes) n.client.close();
       // SIGTERM: a node shuts down cleanly on it, and only then does --cpu-prof write its profile.
-      await Promise.all(
-        nodes.map(async (n) => {
-          if (!running(n)) return;
-          const exited = new Promise<void>((resolve) => n.child.once('exit', () => resolve()));
-          n.child.kill('SIGTERM');
-          const timer = setTimeout(() => n.child.kill('SIGKILL'), 10_000);
-          await exited;
-          clearTimeout(timer);
-        }),
-      );
+      await Promise.all(nodes.map((n) => stopNode(n, 'SIGTERM')));
       rmSync(root, { recursive: true, force: true });
     },
+    async kill(id, signal) {
+      const node = nodes.find((n) => n.id === id);
+      if (node === undefined) throw new Error(`no node ${id}`);
+      await stopNode(node, signal);
+    },
+    relaunch: (id) => launch(id).spawnedAtMs,
     stopNow() {
       for (const n of nodes) if (running(n)) n.child.kill('SIGKILL');
       rmSync(root, { recursive: true, force: true });

@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Histogram } from './load-histogram.ts';
-import type { LoadSpec, OpResult, ParentMessage, Window, WorkerMessage, WorkerResult } from './load-protocol.ts';
+import type { LoadSpec, OpResult, ParentMessage, SliceResult, Window, WorkerMessage, WorkerResult } from './load-protocol.ts';
 import { RateSchedule } from './load-rate.ts';
 import { STATUS_OK, connect } from './load-transport.ts';
 import type { Connection } from './load-transport.ts';
@@ -141,22 +141,42 @@ async function preload(spec: LoadSpec, firstKey: number, keyStep: number): Promi
 class Recorder {
   readonly histograms: Histogram[];
   readonly errors: Record<string, number>[];
+  private readonly slices: { histogram: Histogram; errors: number }[] = [];
   completed = 0;
   failed = 0;
 
-  constructor(private readonly tables: readonly RequestTable[]) {
+  /** `sliceMs` > 0: also record by slice of the window, from `fromMs` on this process's monotonic clock. */
+  constructor(
+    private readonly tables: readonly RequestTable[],
+    private readonly fromMs: number,
+    private readonly sliceMs: number,
+  ) {
     this.histograms = tables.map(() => new Histogram());
     this.errors = tables.map(() => ({}));
   }
 
-  record(table: number, code: number, latencyMs: number): void {
+  /** `atMs`: the instant that places the request in a slice (its due time, or its completion in closed loop). */
+  record(table: number, code: number, latencyMs: number, atMs: number): void {
+    const slice = this.sliceMs > 0 ? this.sliceAt(atMs) : null;
     if (code === STATUS_OK) {
       this.histograms[table]!.record(latencyMs * 1000);
+      slice?.histogram.record(latencyMs * 1000);
     } else {
       const errors = this.errors[table]!;
       const name = statusName(code);
       errors[name] = (errors[name] ?? 0) + 1;
+      if (slice !== null) slice.errors++;
     }
+  }
+
+  private sliceAt(atMs: number): { histogram: Histogram; errors: number } {
+    const index = Math.max(0, Math.floor((atMs - this.fromMs) / this.sliceMs));
+    while (this.slices.length <= index) this.slices.push({ histogram: new Histogram(), errors: 0 });
+    return this.slices[index]!;
+  }
+
+  sliceResults(): SliceResult[] {
+    return this.slices.map((s) => ({ histogram: s.histogram.serialize(), errors: s.errors }));
   }
 
   ops(): Record<string, OpResult> {
@@ -177,7 +197,7 @@ function measure(p: Prepared, window: Window): Promise<WorkerResult> {
   const start = window.startAtMs - performance.timeOrigin;
   const from = window.measureFromMs - performance.timeOrigin;
   const end = window.endAtMs - performance.timeOrigin;
-  const recorder = new Recorder(p.tables);
+  const recorder = new Recorder(p.tables, from, p.spec.sliceMs);
   const report = (): void => send({ type: 'progress', completed: recorder.completed, failed: recorder.failed, atMs: performance.timeOrigin + performance.now() });
   const progress = setInterval(report, 1000);
   let inflight = 0;
@@ -194,7 +214,7 @@ function measure(p: Prepared, window: Window): Promise<WorkerResult> {
       clearInterval(progress);
       clearTimeout(drainTimer);
       report();
-      resolve({ ops: recorder.ops(), unfinished: inflight + unsent(), maxBacklog });
+      resolve({ ops: recorder.ops(), unfinished: inflight + unsent(), maxBacklog, slices: recorder.sliceResults() });
     };
     const maybeDrained = (now: number): void => {
       if (now >= end && inflight === 0 && unsent() === 0) finish();
@@ -221,7 +241,7 @@ function measure(p: Prepared, window: Window): Promise<WorkerResult> {
           recorder.completed++;
           if (code !== STATUS_OK) recorder.failed++;
           // Closed loop: measure what completes inside the window.
-          if (now >= from && now < end) recorder.record(t, code, now - sentAt);
+          if (now >= from && now < end) recorder.record(t, code, now - sentAt, now);
           if (now >= end) maybeDrained(now);
           else if (code === STATUS_OK) issue(slot);
           else setTimeout(issue, RETRY_PAUSE_MS, slot);
@@ -255,7 +275,7 @@ function measure(p: Prepared, window: Window): Promise<WorkerResult> {
             recorder.completed++;
             if (code !== STATUS_OK) recorder.failed++;
             // Open loop: measure what was due inside the window, from its due time.
-            if (due >= from) recorder.record(t, code, done - due);
+            if (due >= from) recorder.record(t, code, done - due, due);
             // A free slot may unblock requests already due.
             if (timer === null) pump();
             maybeDrained(done);

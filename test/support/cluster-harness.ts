@@ -57,15 +57,19 @@ export class NodeClient {
   private readonly kv: grpc.Client;
   private readonly cluster: grpc.Client;
 
-  /** `token`: sent as `authorization: Bearer` on every call (nodes started with --auth-file). */
+  /**
+   * `token`: sent as `authorization: Bearer` on every call (nodes started with --auth-file).
+   * `channelOptions`: grpc-js channel options, e.g. a short reconnect backoff for a client that waits for a node to come up.
+   */
   constructor(
     readonly address: string,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
     private readonly token: string | null = null,
+    channelOptions: grpc.ChannelOptions = {},
   ) {
     const protos = loadProtos();
-    this.kv = new protos.clients.kv(address, credentials);
-    this.cluster = new protos.clients.cluster(address, credentials);
+    this.kv = new protos.clients.kv(address, credentials, channelOptions);
+    this.cluster = new protos.clients.cluster(address, credentials, channelOptions);
   }
 
   call(method: string, request: object = {}, timeoutMs = 5000): Promise<Reply> {
