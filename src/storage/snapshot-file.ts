@@ -38,6 +38,9 @@ export const SNAPSHOT_FORMAT_VERSION = 1;
 
 /** Rows written or verified between two yields to the event loop, and rows read per query. */
 const ROWS_PER_SLICE = 4096;
+/** Longest stretch a snapshot write runs before it lets the event loop serve requests. */
+const SLICE_MS = 4;
+const CLOCK_EVERY_ROWS = 32;
 
 const SCHEMA = `
   CREATE TABLE meta (
@@ -217,18 +220,38 @@ export async function writeSnapshotFile(
 }
 
 async function drain<T>(source: RowSource<T>, write: (row: T) => void): Promise<void> {
-  let n = 0;
+  const slice = new TimeSlice();
   if (Symbol.iterator in source) {
     // A plain iterator is walked synchronously between yields: no promise per row.
     for (const row of source) {
       write(row);
-      if (++n % ROWS_PER_SLICE === 0) await yieldToEventLoop();
+      if (slice.spent()) await slice.yield();
     }
     return;
   }
   for await (const row of source) {
     write(row);
-    if (++n % ROWS_PER_SLICE === 0) await yieldToEventLoop();
+    if (slice.spent()) await slice.yield();
+  }
+}
+
+/**
+ * Bounds how long a snapshot write holds the event loop at a time: by time,
+ * not rows, since a row's cost ranges from a short string to a large hash.
+ * Client requests and Raft traffic wait at most about SLICE_MS per turn.
+ */
+class TimeSlice {
+  private rows = 0;
+  private started = performance.now();
+
+  spent(): boolean {
+    // Read the clock only every few rows: it costs more than a small row.
+    return ++this.rows % CLOCK_EVERY_ROWS === 0 && performance.now() - this.started >= SLICE_MS;
+  }
+
+  async yield(): Promise<void> {
+    await yieldToEventLoop();
+    this.started = performance.now();
   }
 }
 
