@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, usage } from '../config/config.ts';
 import { createLogger } from './logger.ts';
 import { startNode } from '../server/node.ts';
@@ -24,6 +25,12 @@ const HELP = `usage:
   quorumkv certs [--out ./certs] [--nodes n1,n2,n3] [--clients admin,...] [--hosts HOST,...] [--days 825] [--new-ca]
                                     a CA (reused if --out has one) and certificates: ID.pem/ID-key.pem per node
                                     (CN=ID, OU=node, SANs localhost, 127.0.0.1, ID and --hosts), NAME.pem per client (OU=client)`;
+
+const DEV_OPTIONS = {
+  nodes: { type: 'string', default: '3' },
+  'data-dir': { type: 'string', default: './data' },
+  tls: { type: 'boolean', default: false },
+} as const;
 
 const CERTS_OPTIONS = {
   out: { type: 'string', default: './certs' },
@@ -41,13 +48,21 @@ function list(text: string): string[] {
     .filter((item) => item !== '');
 }
 
-async function certs(argv: string[]): Promise<void> {
-  let values;
+/** parseArgs for a subcommand: --help prints the usage, a bad option fails with it. */
+function parseOptions<T extends ParseArgsConfig['options']>(argv: string[], options: T): ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true }>>['values'] {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(HELP);
+    process.exit(0);
+  }
   try {
-    ({ values } = parseArgs({ args: argv, options: CERTS_OPTIONS, strict: true }));
+    return parseArgs({ args: argv, options, strict: true }).values;
   } catch (error) {
     fail(`${(error as Error).message}\n${HELP}`);
   }
+}
+
+async function certs(argv: string[]): Promise<void> {
+  const values = parseOptions(argv, CERTS_OPTIONS);
   const days = Number(values.days);
   try {
     const result = await makeCerts({ outDir: values.out, nodes: list(values.nodes), clients: list(values.clients), hosts: list(values.hosts), days, newCa: values['new-ca'] });
@@ -107,10 +122,7 @@ async function serve(argv: string[]): Promise<void> {
 
 /** Runs `--nodes` serve processes with pretty, prefixed logs, and stops them all on Ctrl-C. */
 async function dev(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { nodes: { type: 'string', default: '3' }, 'data-dir': { type: 'string', default: './data' }, tls: { type: 'boolean', default: false } },
-  });
+  const values = parseOptions(argv, DEV_OPTIONS);
   const count = Number(values.nodes);
   if (!Number.isInteger(count) || count < 1 || count > 7) fail('--nodes must be from 1 to 7');
   const dataDir = resolve(values['data-dir']);
