@@ -18,7 +18,25 @@ import { TestCerts } from './test-certs.ts';
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'quorumkv.js');
 
+/** Ports freePort() has handed out in this process: the OS may offer a port again once the probe closes. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nothing listens on now and that this process has not handed out
+ * before (one node's client, peer and HTTP ports once came back equal).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port: the OS kept offering ports already handed out');
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -3,7 +3,6 @@
  * ordering and batching, reconnecting to a restarted peer, unreachable
  * reports, streamed snapshots, refusals, and membership changes.
  */
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message, NodeId, SnapshotMeta } from '../../../src/raft/index.ts';
@@ -12,6 +11,7 @@ import { encodeBatch } from '../../../src/transport/codec.ts';
 import { PeerTransport } from '../../../src/transport/index.ts';
 import type { PeerTransportOptions, SnapshotStore, TransportLogger, TransportTuning } from '../../../src/transport/index.ts';
 import { passBuffer, SEND_PATH } from '../../../src/transport/service.ts';
+import { freePort } from '../../support/cluster-harness.ts';
 
 interface LogLine {
   readonly level: string;
@@ -136,15 +136,6 @@ function heartbeat(from: NodeId, to: NodeId, readRound: number): Message {
 
 function rounds(node: Node): number[] {
   return node.batches.flat().flatMap((m) => (m.type === 'heartbeat' ? [m.readRound] : []));
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 function snapshotMessage(from: NodeId, to: NodeId, index: number): InstallSnapshot {
