@@ -35,7 +35,7 @@ import type { ScenarioReport } from './load-scenarios.ts';
 import { existingQuorumkv, localEtcd, localQuorumkv, noopServer } from './load-targets.ts';
 import type { Target } from './load-targets.ts';
 import { supports } from './load-workloads.ts';
-import type { SystemName } from './load-workloads.ts';
+import type { SystemName, WorkloadName } from './load-workloads.ts';
 
 // ---- the benchmark ------------------------------------------------------------
 
@@ -92,21 +92,19 @@ function createTarget(system: SystemName, options: Options): Target {
 /** Flags for node itself on every quorumkv node the benchmark starts. */
 const nodeFlagsOf = (options: Options): string[] => (options.cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`]);
 
-/** --scenario: a fresh local cluster of its own, the put workload at --rate, each scenario in turn. */
-async function scenarios(options: Options, cleanup: Cleanup, log: (line: string) => void, reports: ScenarioReport[]): Promise<NodeProfile[]> {
-  const target = cleanup.add(localQuorumkv(options.nodes, nodeFlagsOf(options), [...SCENARIO_SERVE_FLAGS, ...options.serveFlags], quorumkvVersion()));
-  await target.start();
-  const load = cleanup.add(LoadProcesses.start(options.loadProcesses));
-  const settings: RunSettings = {
-    system: 'quorumkv',
+/** One run's settings from the flags: a closed loop needs no more connections (or load processes) than requests in flight. */
+function runSettings(target: Target, workload: WorkloadName, concurrency: number, options: Options): RunSettings {
+  const connections = options.ratePerSecond > 0 ? options.connections : Math.min(options.connections, concurrency);
+  return {
+    system: target.system,
     version: target.version,
-    workload: 'put',
+    workload,
     nodes: target.nodes.length,
     target: options.target,
     client: options.client,
-    connections: options.connections,
-    loadProcesses: Math.min(options.loadProcesses, options.connections),
-    concurrency: options.concurrencies[0]!,
+    connections,
+    loadProcesses: Math.min(options.loadProcesses, connections),
+    concurrency,
     ratePerSecond: options.ratePerSecond,
     valueBytes: options.valueBytes,
     keys: options.keys,
@@ -115,6 +113,14 @@ async function scenarios(options: Options, cleanup: Cleanup, log: (line: string)
     durationS: options.durationS,
     warmupS: options.warmupS,
   };
+}
+
+/** --scenario: a fresh local cluster of its own, the put workload at --rate, each scenario in turn. */
+async function scenarios(options: Options, cleanup: Cleanup, log: (line: string) => void, reports: ScenarioReport[]): Promise<NodeProfile[]> {
+  const target = cleanup.add(localQuorumkv(options.nodes, nodeFlagsOf(options), [...SCENARIO_SERVE_FLAGS, ...options.serveFlags], quorumkvVersion()));
+  await target.start();
+  const load = cleanup.add(LoadProcesses.start(options.loadProcesses));
+  const settings = runSettings(target, 'put', options.concurrencies[0]!, options);
   const measured: MonotonicWindow[] = [];
   reports.push(...(await runScenarios(target, load, settings, options, log, measured)));
   await cleanup.release(load);
@@ -144,24 +150,7 @@ async function benchmark(systems: readonly SystemName[], options: Options, clean
     for (const concurrency of options.concurrencies) {
       for (const target of targets) {
         if (!supports(target.system, workload)) continue;
-        const settings: RunSettings = {
-          system: target.system,
-          version: target.version,
-          workload,
-          nodes: target.nodes.length,
-          target: options.target,
-          client: options.client,
-          connections: options.ratePerSecond > 0 ? options.connections : Math.min(options.connections, concurrency),
-          loadProcesses: Math.min(options.loadProcesses, options.connections, options.ratePerSecond > 0 ? options.connections : concurrency),
-          concurrency,
-          ratePerSecond: options.ratePerSecond,
-          valueBytes: options.valueBytes,
-          keys: options.keys,
-          txnOps: options.txnOps,
-          hashFields: options.hashFields,
-          durationS: options.durationS,
-          warmupS: options.warmupS,
-        };
+        const settings = runSettings(target, workload, concurrency, options);
         const idle = targets.filter((t) => t !== target);
         const { report } = await runOnce(target, idle, load, settings, options.drainS, log, measured.get(target)!);
         runs.push(report);

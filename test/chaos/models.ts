@@ -4,7 +4,7 @@
  * (TTL expiry, LRU eviction), and a hash of a few fields.
  */
 import type { Model, StepResult } from '../support/linearizability.ts';
-import { partitionByKey } from '../support/models.ts';
+import { kvRegisterParts, partitionByKey, quote as q, quoteOrNull as qn } from '../support/models.ts';
 import type { KvRegisterInput, KvRegisterOutput, KvRegisterState } from '../support/models.ts';
 
 /**
@@ -39,19 +39,8 @@ export const volatileRegisterModel: Model<KvRegisterState, KvRegisterInput, KvRe
       }
     }
   },
-  stateKey: (state) => (state === null ? '-' : `+${state}`),
-  partition: (ops) => partitionByKey(ops),
-  describeOperation(input, output) {
-    switch (input.kind) {
-      case 'get':
-        return `get(${q(input.key)}) -> ${output.status === 'ok' ? qn(output.value ?? null) : 'unknown'}`;
-      case 'put':
-        return `put(${q(input.key)}, ${q(input.value)})${output.status === 'ok' ? '' : ' -> unknown'}`;
-      case 'cas':
-        return `cas(${q(input.key)}, ${qn(input.expected)} -> ${q(input.value)}) -> ${output.status !== 'ok' ? 'unknown' : output.applied === true ? 'applied' : 'not applied'}`;
-    }
-  },
-  describeState: (state) => qn(state),
+  // Keys, partitions and descriptions as for the plain register: only the steps differ.
+  ...kvRegisterParts,
 };
 
 // ---------------------------------------------------------------------------
@@ -127,10 +116,3 @@ function hashKey(fields: Readonly<Record<string, string>>): string {
     .join(',')}}`;
 }
 
-function q(text: string): string {
-  return JSON.stringify(text);
-}
-
-function qn(text: string | null): string {
-  return text === null ? 'null' : q(text);
-}

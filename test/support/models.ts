@@ -129,6 +129,26 @@ export type KvRegisterOutput = { status: 'ok'; value?: string | null; applied?: 
 /** One key's value; null when absent. */
 export type KvRegisterState = string | null;
 
+/** How a key-value register's states and operations are keyed, partitioned and described; shared with the chaos suite's variants. */
+export const kvRegisterParts = {
+  // The prefix keeps the absent key apart from any string value.
+  stateKey: (state: KvRegisterState): string => (state === null ? '-' : `+${state}`),
+  partition: (ops: readonly Operation<KvRegisterInput, KvRegisterOutput>[]) => partitionByKey(ops),
+  describeOperation(input: KvRegisterInput, output: KvRegisterOutput): string {
+    switch (input.kind) {
+      case 'get':
+        return `get(${quote(input.key)}) -> ${output.status === 'ok' ? quoteOrNull(output.value ?? null) : 'unknown'}`;
+      case 'put':
+        return `put(${quote(input.key)}, ${quote(input.value)})${output.status === 'ok' ? '' : ' -> unknown'}`;
+      case 'cas': {
+        const outcome = output.status !== 'ok' ? 'unknown' : output.applied === true ? 'applied' : 'not applied';
+        return `cas(${quote(input.key)}, ${quoteOrNull(input.expected)} -> ${quote(input.value)}) -> ${outcome}`;
+      }
+    }
+  },
+  describeState: (state: KvRegisterState): string => quoteOrNull(state),
+};
+
 export const kvRegisterModel: Model<KvRegisterState, KvRegisterInput, KvRegisterOutput> = {
   init: () => null,
   step(state, input, output): StepResult<KvRegisterState> {
@@ -147,22 +167,7 @@ export const kvRegisterModel: Model<KvRegisterState, KvRegisterInput, KvRegister
       }
     }
   },
-  // The prefix keeps the absent key apart from any string value.
-  stateKey: (state) => (state === null ? '-' : `+${state}`),
-  partition: (ops) => partitionByKey(ops),
-  describeOperation(input, output) {
-    switch (input.kind) {
-      case 'get':
-        return `get(${quote(input.key)}) -> ${output.status === 'ok' ? quoteOrNull(output.value ?? null) : 'unknown'}`;
-      case 'put':
-        return `put(${quote(input.key)}, ${quote(input.value)})${output.status === 'ok' ? '' : ' -> unknown'}`;
-      case 'cas': {
-        const outcome = output.status !== 'ok' ? 'unknown' : output.applied === true ? 'applied' : 'not applied';
-        return `cas(${quote(input.key)}, ${quoteOrNull(input.expected)} -> ${quote(input.value)}) -> ${outcome}`;
-      }
-    }
-  },
-  describeState: (state) => quoteOrNull(state),
+  ...kvRegisterParts,
 };
 
 /**
@@ -179,10 +184,11 @@ export function partitionByKey<I extends { key: string }, O>(ops: readonly Opera
   return [...byKey.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((key) => byKey.get(key) ?? []);
 }
 
-function quote(text: string): string {
+/** An operation's string, as it appears in a description. */
+export function quote(text: string): string {
   return JSON.stringify(text);
 }
 
-function quoteOrNull(text: string | null): string {
+export function quoteOrNull(text: string | null): string {
   return text === null ? 'null' : quote(text);
 }
