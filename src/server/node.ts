@@ -29,6 +29,7 @@ import { admitPeer, standingOf } from './peer-admission.ts';
 import { createReflectionService, loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
 import { NodeTls } from '../tls/node-tls.ts';
+import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from '../transport/grpc-server.ts';
 import { WatchHub } from './watch-hub.ts';
 
 export const CLUSTER_ID_FILE = 'cluster-id';
@@ -273,6 +274,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     });
 
     const server = new grpc.Server({
+      ...GRPC_SERVER_DEFAULTS,
       'grpc.max_receive_message_length': config.maxRequestBytes,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
       'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
@@ -286,17 +288,8 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
         error === null ? resolve(port) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),
       ),
     );
-    stopping.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          // Give in-flight calls a moment, then cut the rest.
-          const force = setTimeout(() => server.forceShutdown(), 2000);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        }),
-    );
+    // Give in-flight calls a moment, then cut the rest.
+    stopping.unshift(() => closeGrpcServer(server, config.clientAddr, clientPort, 2000));
 
     const http = await startHttpServer(config.httpAddr, {
       metrics: () => metrics.render(),

@@ -14,6 +14,7 @@ import type { SnapshotChunk } from './codec.ts';
 import { MalformedMessageError, MisdirectedTrafficError, PeerNotAdmittedError, TransportStateError, UnauthenticatedPeerError } from './errors.ts';
 import { METADATA_CLIENT_ADDR, METADATA_CLUSTER_ID, METADATA_PEER_ADDR, METADATA_FROM, METADATA_REMOVED_AT, METADATA_TO, PeerSender } from './peer-sender.ts';
 import type { SenderContext } from './peer-sender.ts';
+import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from './grpc-server.ts';
 import { RAFT_SERVICE } from './service.ts';
 import { DEFAULT_TUNING } from './types.ts';
 import type { PeerTransportOptions, SnapshotStore, TransportLogger, TransportStats, TransportTuning } from './types.ts';
@@ -119,11 +120,7 @@ export class PeerTransport {
       throw new TransportStateError(`the peer transport of ${this.nodeId} ${this.state === 'closed' ? 'is closed' : 'was already started'}`);
     }
     this.state = 'starting';
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': this.tuning.maxReceiveBytes,
-      // Not 'grpc.enable_channelz': 0, though nothing serves channelz: grpc-js 1.14's
-      // forceShutdown() then leaves open connections up (it only tracks them for channelz).
-    });
+    const server = new grpc.Server({ ...GRPC_SERVER_DEFAULTS, 'grpc.max_receive_message_length': this.tuning.maxReceiveBytes });
     server.addService(RAFT_SERVICE, {
       Send: (call: ServerStream, respond: Respond) => this.handleSend(call, respond),
       InstallSnapshot: (call: ServerStream, respond: Respond) => this.handleInstallSnapshot(call, respond),
@@ -225,7 +222,10 @@ export class PeerTransport {
     for (const sender of this.senders.values()) this.track(sender.close());
     this.senders.clear();
     // Raft streams never end by themselves, so a graceful shutdown would wait forever.
-    this.server?.forceShutdown();
+    if (this.server !== null) {
+      if (this.boundPort === null) this.server.forceShutdown();
+      else this.track(closeGrpcServer(this.server, this.options.listenAddress, this.boundPort, 0));
+    }
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     this.logger.debug({}, 'peer transport closed');
   }
@@ -233,6 +233,13 @@ export class PeerTransport {
   private track(promise: Promise<void>): void {
     const tracked = promise.catch((err: unknown) => this.logger.error({ err }, 'peer transport task failed')).finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
+  }
+
+  /** Writes what send() queued now instead of at the end of this event-loop turn. */
+  flush(): void {
+    if (this.flushScheduled === null) return;
+    clearImmediate(this.flushScheduled);
+    this.flushAll();
   }
 
   private markDirty(sender: PeerSender): void {
