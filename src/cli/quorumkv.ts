@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig, usage } from '../config/config.ts';
 import { createLogger } from './logger.ts';
+import { SERVE_NODE_FLAGS } from './node-flags.ts';
 import { startNode } from '../server/node.ts';
 import { CertsError, makeCerts } from '../tls/certs.ts';
 import { silenceIpServerNameWarning } from './tls-warnings.ts';
@@ -147,6 +148,7 @@ async function dev(argv: string[]): Promise<void> {
     const child = spawn(
       process.execPath,
       [
+        ...SERVE_NODE_FLAGS,
         bin,
         'serve',
         '--id', id,

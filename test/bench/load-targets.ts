@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { SERVE_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { NodeClient, REPO_ROOT, freePort } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
 import { EtcdCluster, etcdVersion } from './etcd-cluster.ts';
@@ -103,8 +104,9 @@ export interface LocalQuorumkv extends Target {
 /**
  * A fresh quorumkv cluster: `size` `quorumkv serve` processes on free
  * loopback ports (the flags test/support/cluster-harness.ts uses), data in
- * one temp dir. `nodeFlags` go to node itself (e.g. --cpu-prof, which Node
- * does not take from NODE_OPTIONS), `serveFlags` to `quorumkv serve`.
+ * one temp dir. Node runs with the flags `quorumkv dev` and the Docker image
+ * give it (SERVE_NODE_FLAGS); `nodeFlags` go to node too (e.g. --cpu-prof,
+ * which Node does not take from NODE_OPTIONS), `serveFlags` to `quorumkv serve`.
  */
 export function localQuorumkv(size: number, nodeFlags: readonly string[], serveFlags: readonly string[], version: string): LocalQuorumkv {
   const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-'));
@@ -123,6 +125,7 @@ export function localQuorumkv(size: number, nodeFlags: readonly string[], serveF
     const child = spawn(
       process.execPath,
       [
+        ...SERVE_NODE_FLAGS,
         ...nodeFlags,
         join(REPO_ROOT, 'bin', 'quorumkv.js'), 'serve',
         '--id', id,
