@@ -1,5 +1,5 @@
 /** The public face of the Raft core. */
-export { Raft, bootstrapState, isLeaderMessage, joiningState } from './raft.ts';
+export { COMMIT_NOTICE_MS, Raft, bootstrapState, isLeaderMessage, joiningState } from './raft.ts';
 export type { InitialState, PeerStatus, Proposal, RaftLogger, RaftOptions, RaftStatus, ReadState, Ready, SoftState } from './raft.ts';
 export type { Message, MessageType } from './messages.ts';
 export { NONE } from './types.ts';

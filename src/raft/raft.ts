@@ -17,6 +17,9 @@ export interface RaftLogger {
 
 const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
+/** With lazyCommitNotice: how long a driver waits before noticeCommit(), in ms (a write stream's next append comes sooner). */
+export const COMMIT_NOTICE_MS = 1;
+
 export interface RaftOptions {
   readonly id: NodeId;
   readonly random: Random;
@@ -36,6 +39,14 @@ export interface RaftOptions {
   readonly snapshotRetryTicks?: number;
   /** A learner may be promoted only when it is at most this many entries behind. */
   readonly maxPromoteLagEntries?: number;
+  /**
+   * A leader whose commit index moved sends no append that carries only the
+   * new commit index; the next append with entries, a heartbeat, or the
+   * driver's noticeCommit() (see commitNoticePending) tells the followers.
+   * Under a steady stream of writes that saves an append and its response
+   * per follower per write. Off: such an append goes out in the next Ready.
+   */
+  readonly lazyCommitNotice?: boolean;
   readonly logger?: RaftLogger;
 }
 
@@ -160,6 +171,9 @@ export class Raft {
   /** Followers that must get an append even when there is nothing new (a heartbeat showed them behind). */
   private readonly forceAppend = new Set<NodeId>();
   private appendsPending = false;
+  private readonly lazyCommitNotice: boolean;
+  /** noticeCommit() was called: the next flush sends the commit index even without entries. */
+  private commitNoticeDue = false;
   private leadTransferee: NodeId = NONE;
   private transferElapsed = 0;
   /** Index of the last membership change in the log: no new change until it commits. */
@@ -191,6 +205,7 @@ export class Raft {
     this.maxApplyBytes = options.maxApplyBytesPerReady ?? 64 * 1024 * 1024;
     this.snapshotRetryTicks = options.snapshotRetryTicks ?? this.electionTicks * 10;
     this.maxPromoteLag = options.maxPromoteLagEntries ?? 1000;
+    this.lazyCommitNotice = options.lazyCommitNotice ?? false;
     this.logger = options.logger ?? silentLogger;
     invariant(this.id !== NONE, () => 'a node id must not be empty');
     invariant(this.heartbeatTicks >= 1 && this.electionTicks > this.heartbeatTicks, () => 'electionTicks must exceed heartbeatTicks >= 1');
@@ -213,6 +228,26 @@ export class Raft {
   tick(): void {
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
+  }
+
+  /**
+   * With lazyCommitNotice: a follower that could take an append has not been
+   * sent the leader's commit index yet. The driver calls noticeCommit() soon
+   * (unless an append with entries carries it first).
+   */
+  get commitNoticePending(): boolean {
+    if (this.role !== 'leader') return false;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && !pr.isPaused() && (this.sentCommit.get(id) ?? 0) < this.log.committed) return true;
+    }
+    return false;
+  }
+
+  /** Leader: send the commit index to followers that have not had it, with or without entries. */
+  noticeCommit(): void {
+    if (this.role !== 'leader') return;
+    this.commitNoticeDue = true;
+    this.appendsPending = true;
   }
 
   /** Proposes normal entries; only the leader accepts them. */
@@ -545,6 +580,7 @@ export class Raft {
     this.votes.clear();
     this.progress.clear();
     this.sentCommit.clear();
+    this.commitNoticeDue = false;
     this.forceAppend.clear();
     this.appendsPending = false;
     this.leadTransferee = NONE;
@@ -853,10 +889,12 @@ export class Raft {
   /** Sends appends to every follower that can take them. */
   private flushAppends(): void {
     this.appendsPending = false;
+    const sendCommit = !this.lazyCommitNotice || this.commitNoticeDue;
+    this.commitNoticeDue = false;
     for (const id of this.progress.keys()) {
       if (id === this.id) continue;
       let force = this.forceAppend.has(id);
-      while (this.sendAppend(id, force || (this.sentCommit.get(id) ?? 0) < this.log.committed)) force = false;
+      while (this.sendAppend(id, force || (sendCommit && (this.sentCommit.get(id) ?? 0) < this.log.committed))) force = false;
     }
     this.forceAppend.clear();
   }

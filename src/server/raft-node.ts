@@ -5,7 +5,7 @@
  * linearizable reads wait for a ReadIndex and for apply to reach it.
  */
 import type { Logger } from 'pino';
-import { NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
+import { COMMIT_NOTICE_MS, NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
 import type { ClientSession, Command, Result } from '../state/index.ts';
 import { StateMachine, encodeEntry } from '../state/index.ts';
@@ -71,6 +71,7 @@ export class RaftNode {
   private readonly options: RaftNodeOptions;
   private sender: MessageSender = { send() {}, flush() {} };
   private tickTimer: NodeJS.Timeout | null = null;
+  private commitNoticeTimer: NodeJS.Timeout | null = null;
   private processScheduled = false;
   /** A Ready is waiting for its fsync; proposals and messages go on into the core meanwhile. */
   private readyInFlight = false;
@@ -111,6 +112,7 @@ export class RaftNode {
         electionTicks: options.electionTicks,
         heartbeatTicks: 1,
         maxInflightMessages: options.maxInflightAppends,
+        lazyCommitNotice: true,
         logger: options.logger,
       },
       { hardState: loaded.hardState, snapshot: loaded.snapshot, entries: loaded.entries },
@@ -134,6 +136,7 @@ export class RaftNode {
     this.flushHardState();
     this.stopped = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    if (this.commitNoticeTimer !== null) clearTimeout(this.commitNoticeTimer);
     const error = new NodeStoppedError();
     for (const [index, pending] of this.pendingWrites) this.failWrite(index, pending, error);
     for (const pending of this.pendingReads.values()) pending.reject(error);
@@ -361,7 +364,19 @@ export class RaftNode {
       }
       this.finishReady(rd, snapshotFile);
     }
+    this.scheduleCommitNotice();
     this.maybeSnapshot();
+  }
+
+  /** Followers not told the new commit index by an append within COMMIT_NOTICE_MS are told then. */
+  private scheduleCommitNotice(): void {
+    if (this.commitNoticeTimer !== null || !this.raft.commitNoticePending) return;
+    this.commitNoticeTimer = setTimeout(() => {
+      this.commitNoticeTimer = null;
+      if (this.stopped) return;
+      this.raft.noticeCommit();
+      this.process();
+    }, COMMIT_NOTICE_MS);
   }
 
   /**

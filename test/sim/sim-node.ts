@@ -1,4 +1,4 @@
-import { NotLeaderError, Raft, RaftError, isLeaderMessage } from '../../src/raft/index.ts';
+import { COMMIT_NOTICE_MS, NotLeaderError, Raft, RaftError, isLeaderMessage } from '../../src/raft/index.ts';
 import type { HardState, Message, RaftOptions, Ready, SeededRandom } from '../../src/raft/index.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { SafetyChecker } from './safety-checker.ts';
@@ -79,6 +79,7 @@ export class SimNode {
     this.crashes++;
     this.raft = null;
     this.generation++;
+    this.commitNoticeArmed = false;
     this.readyBusy = false;
     this.unsyncedHardState = null;
     this.paused = false;
@@ -185,6 +186,7 @@ export class SimNode {
 
   private pump(): void {
     const raft = this.raft;
+    if (raft !== null && !this.paused) this.scheduleCommitNotice(raft);
     if (raft === null || this.readyBusy || this.paused || !raft.hasReady()) return;
     const rd = raft.ready();
     this.readyBusy = true;
@@ -215,6 +217,23 @@ export class SimNode {
     } else {
       finish();
     }
+  }
+
+  private commitNoticeArmed = false;
+
+  /** As the server does: followers not told the new commit index by an append within COMMIT_NOTICE_MS are told then. */
+  private scheduleCommitNotice(raft: Raft): void {
+    if (this.commitNoticeArmed || !raft.commitNoticePending) return;
+    this.commitNoticeArmed = true;
+    const generation = this.generation;
+    this.env.queue.schedule(COMMIT_NOTICE_MS, () => {
+      if (generation !== this.generation) return;
+      this.commitNoticeArmed = false;
+      this.whenRunning(generation, () => {
+        this.raft?.noticeCommit();
+        this.pump();
+      });
+    });
   }
 
   private sendMessages(messages: readonly Message[]): void {

@@ -154,7 +154,7 @@ class Simulation {
       queue: this.queue,
       random: this.random,
       checker: this.checker,
-      raftOptions: { electionTicks: ELECTION_TICKS, heartbeatTicks: 1, maxInflightMessages: this.profile.maxInflight, maxEntriesPerMessage: 64 },
+      raftOptions: { electionTicks: ELECTION_TICKS, heartbeatTicks: 1, maxInflightMessages: this.profile.maxInflight, maxEntriesPerMessage: 64, lazyCommitNotice: true },
       snapshotEvery: this.profile.snapshotEvery,
       keepEntries: this.profile.keepEntries,
       sendPeer: (from, to, message, snapshot) => this.sendPeer(from, to, message, snapshot),
