@@ -70,6 +70,27 @@ export class Arena {
     return handle;
   }
 
+  /**
+   * A new slot for a value of `length` <= SMALL_VALUE_BYTES bytes, its length
+   * written; the caller writes the bytes at dataStart(handle) of slab(handle).
+   * For writers that copy while doing something else with each byte.
+   */
+  reserve(length: number): number {
+    const handle = this.take(classOf(length));
+    (this.slabs[handle >>> SLAB_SHIFT] as Uint8Array)[handle & (SLAB_BYTES - 1)] = length;
+    return handle;
+  }
+
+  /** reserve() for a value replacing the one at `handle`: the same slot when its class fits, else a new one (the old one freed). */
+  resize(handle: number, length: number): number {
+    if (classOf(length) !== this.slabClass[handle >>> SLAB_SHIFT]) {
+      this.release(handle);
+      return this.reserve(length);
+    }
+    (this.slabs[handle >>> SLAB_SHIFT] as Uint8Array)[handle & (SLAB_BYTES - 1)] = length;
+    return handle;
+  }
+
   length(handle: number): number {
     return (this.slabs[handle >>> SLAB_SHIFT] as Uint8Array)[handle & (SLAB_BYTES - 1)] as number;
   }

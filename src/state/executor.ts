@@ -358,19 +358,18 @@ export class Executor {
     const fields = c.fields;
     const n = fields.length;
     if (n === 0) throw new InvalidArgumentError('hset needs at least one field');
+    const stored = this.ks.stored(c.key);
+    const live = stored !== undefined && stored.expiresAtMs > now ? stored : undefined;
+    const hash = live !== undefined && live.value instanceof HashValue ? live.value : undefined;
+    if (n === 1 && live !== undefined && hash !== undefined) return this.hsetOne(live, hash, fields[0] as readonly [string, Uint8Array]);
     // Index loops, not for-of destructuring: this is a hot path, and each pair is a tuple.
     for (let i = 0; i < n; i++) {
       const pair = fields[i] as readonly [string, Uint8Array];
-      this.checkField(pair[0]);
+      if (hash === undefined || hash.find(pair[0]) < 0) this.checkField(pair[0]);
+      else this.checkHeldField(pair[0]);
       this.checkValue(pair[1]);
     }
-    const stored = this.ks.stored(c.key);
-    const live = stored !== undefined && stored.expiresAtMs > now ? stored : undefined;
-    let hash: HashValue | undefined;
-    if (live !== undefined) {
-      if (!(live.value instanceof HashValue)) throw wrongType(c.key, typeOf(live.value), 'hash');
-      hash = live.value;
-    }
+    if (live !== undefined && hash === undefined) throw wrongType(c.key, typeOf(live.value), 'hash');
     // The budget needs the net growth, which depends on which fields exist, also earlier in this command.
     let keyBytes = 0;
     let delta = 0;
@@ -406,6 +405,22 @@ export class Executor {
       this.ks.create(c.key, keyBytes, fresh, NO_EXPIRY);
     }
     return count(added);
+  }
+
+  /** HSet of one field into a live hash (the common case): the field is looked up once, for the checks and the write. */
+  private hsetOne(live: KeyEntry, hash: HashValue, pair: readonly [string, Uint8Array]): Result {
+    const field = pair[0];
+    const value = pair[1];
+    const e = hash.find(field);
+    if (e < 0) this.checkField(field);
+    else this.checkHeldField(field);
+    this.checkValue(value);
+    if (this.budgeted()) this.checkBudget(e < 0 ? fieldBytes(field, value.length) : value.length - hash.lengthAt(e));
+    this.ks.beginChange(live, hash);
+    if (e < 0) hash.add(field, value);
+    else hash.overwrite(e, value);
+    this.ks.endChange(live, hash);
+    return count(e < 0 ? 1 : 0);
   }
 
   private keys(c: KeysCommand, now: number): Result {
@@ -510,6 +525,16 @@ export class Executor {
     const n = utf8Length(field);
     if (n < 0) throw new InvalidArgumentError('hash field is not valid Unicode (lone surrogate)');
     if (n > this.config.maxKeyBytes) throw new InvalidArgumentError(`hash field is ${n} bytes; the limit is ${this.config.maxKeyBytes}`);
+  }
+
+  /**
+   * checkField for a field the hash holds: it is valid Unicode (it was
+   * checked when added), so only its length can fail, if the limit was
+   * lowered since; a field of at most a third of the limit in UTF-16 code
+   * units fits without counting its UTF-8 bytes.
+   */
+  private checkHeldField(field: string): void {
+    if (field.length * 3 > this.config.maxKeyBytes) this.checkField(field);
   }
 
   private checkValue(value: Uint8Array): void {

@@ -2,9 +2,23 @@
  * A hash value: field -> byte string, in insertion order (HGETALL answers in
  * that order, and snapshots keep it, so every replica answers alike), plus
  * its accounted bytes and an order-independent content hash: the sum of the
- * fields' hashes, updated in O(1) per field. Each field's hash is kept beside
- * its value, so overwriting or deleting a field does not hash the old one
- * again. Small values live in the arena, larger ones as Uint8Arrays.
+ * fields' hashes, updated in O(1) per field.
+ *
+ * Layout, for HSet of an existing field (the hot write) to cost one Map
+ * lookup, a hash of the value only, and a copy that is part of that hash:
+ * - `index`: field -> entry number. A JS Map, not a table of our own keyed by
+ *   our field hash: the Map uses the hash V8 caches in the string (field
+ *   names mostly come from the codec's intern cache), where ours would have
+ *   to be computed per lookup (measured: Map.get 17-20 ns, a probe with a
+ *   cheap FNV-style hash of the name 22-25 ns, for 100 fields).
+ * - entries in insertion order, as parallel arrays: `names`, `values` and
+ *   STRIDE int32s each in `ints`: the field's part of its hash (so an
+ *   overwrite hashes only the value), the pair's hash, the value's length
+ *   and its arena handle. A delete leaves a hole (length -1), squeezed out
+ *   when holes make up half the entries.
+ * Small values live in the arena, written while they are hashed; larger ones
+ * as their own Uint8Arrays in `values`, which for small ones caches HGet's
+ * copy instead.
  */
 import { SMALL_VALUE_BYTES } from './arena.ts';
 import type { Arena } from './arena.ts';
@@ -14,31 +28,36 @@ import { utf8Length } from './bytes.ts';
 import { HASH_FIELD_OVERHEAD_BYTES } from './memory.ts';
 
 const FIELD_SEED = 0x48415348; // 'HASH'
+/** Added to the position seed per word: odd, so no two positions of a field share a seed. */
+const POSITION_STEP = 0x9e3779b9 | 0;
 
 /** Accounted bytes of one field (see memory.ts). */
 export function fieldBytes(field: string, valueLength: number): number {
   return utf8Length(field) + valueLength + HASH_FIELD_OVERHEAD_BYTES;
 }
 
-/** Added to the position seed per word: odd, so no two positions of a field share a seed. */
-const POSITION_STEP = 0x9e3779b9 | 0;
-
 /**
- * Hash of one (field, value) pair into `lanes`. Words: the field's length,
- * its UTF-16 code units two per word, then the value's bytes four per word;
- * the value's length goes in at the finish, so the split is unambiguous.
+ * Hash of one (field, value) pair, in two steps: fieldPart (the field's
+ * words, kept per entry) and valueHash (the value's words and the finish).
+ * Words: the field's length, its UTF-16 code units two per word, then the
+ * value's bytes four per word; the value's length goes in at the finish, so
+ * the split is unambiguous.
  *
  * Each word, xored with a seed for its position, goes through a
  * full-avalanche bijection per lane (fmix, lowbias) and the results are
  * summed. Unlike a chain (each step waits for the previous one's multiplies)
- * the words are independent, so the CPU overlaps them. The mixers must
- * avalanche fully: with a cheaper one whose output moves by a fixed amount
- * when an input bit flips (Murmur3's per-word k-mix does, for the top bit),
- * changes in two words cancel in the sum; a third of all two-bit changes of
- * a 16-byte value did. model.test.ts ('digest') checks every one- and
- * two-bit change of a value and of a field name.
+ * the words are independent, so the CPU overlaps them, and the field's words
+ * can be summed once and kept. The mixers must avalanche fully: with a
+ * cheaper one whose output moves by a fixed amount when an input bit flips
+ * (Murmur3's per-word k-mix does, for the top bit), changes in two words
+ * cancel in the sum; a third of all two-bit changes of a 16-byte value did.
+ * model.test.ts ('digest') checks every one- and two-bit change of a value
+ * and of a field name.
  */
-function hashField(field: string, value: Uint8Array): void {
+const part = new Int32Array(3);
+
+/** The field's words summed per lane into part[0], part[1]; part[2] is the position seed its value's words continue from. */
+function fieldPart(field: string): void {
   const fieldLength = field.length;
   let p = FIELD_SEED;
   let h0 = fmix(fieldLength ^ p);
@@ -56,14 +75,43 @@ function hashField(field: string, value: Uint8Array): void {
     h0 = (h0 + fmix(k)) | 0;
     h1 = (h1 + lowbias(k)) | 0;
   }
+  part[0] = h0;
+  part[1] = h1;
+  part[2] = p;
+}
+
+/**
+ * The pair's hash into `lanes`, from the field's part (h0, h1, p) and the
+ * value; when `to` is given, also copies the value's bytes there from `at`
+ * as they are read (an arena slot: one pass over the bytes, not two).
+ */
+function valueHash(h0: number, h1: number, p: number, value: Uint8Array, to: Uint8Array | null, at: number): void {
   const length = value.length;
   const whole = length & ~3;
   let j = 0;
-  for (; j < whole; j += 4) {
-    p = (p + POSITION_STEP) | 0;
-    const k = ((value[j] as number) | ((value[j + 1] as number) << 8) | ((value[j + 2] as number) << 16) | ((value[j + 3] as number) << 24)) ^ p;
-    h0 = (h0 + fmix(k)) | 0;
-    h1 = (h1 + lowbias(k)) | 0;
+  if (to !== null) {
+    for (; j < whole; j += 4) {
+      const b0 = value[j] as number;
+      const b1 = value[j + 1] as number;
+      const b2 = value[j + 2] as number;
+      const b3 = value[j + 3] as number;
+      to[at + j] = b0;
+      to[at + j + 1] = b1;
+      to[at + j + 2] = b2;
+      to[at + j + 3] = b3;
+      p = (p + POSITION_STEP) | 0;
+      const k = (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) ^ p;
+      h0 = (h0 + fmix(k)) | 0;
+      h1 = (h1 + lowbias(k)) | 0;
+    }
+    for (let t = j; t < length; t++) to[at + t] = value[t] as number;
+  } else {
+    for (; j < whole; j += 4) {
+      p = (p + POSITION_STEP) | 0;
+      const k = ((value[j] as number) | ((value[j + 1] as number) << 8) | ((value[j + 2] as number) << 16) | ((value[j + 3] as number) << 24)) ^ p;
+      h0 = (h0 + fmix(k)) | 0;
+      h1 = (h1 + lowbias(k)) | 0;
+    }
   }
   if (j < length) {
     let k = value[j] as number;
@@ -77,128 +125,214 @@ function hashField(field: string, value: Uint8Array): void {
   finish(h0 ^ length, h1 ^ length);
 }
 
-class FieldSlot {
-  /**
-   * A copy of an arena value made by the first HGet since the field was last
-   * written, handed to later HGets too: reads of a hot field allocate nothing,
-   * and fields nobody reads stay compact. Never written into, so safe to share.
-   */
-  copy: Uint8Array | null = null;
-
-  constructor(
-    /** An arena handle, or a large value's own bytes. */
-    public value: number | Uint8Array,
-    public length: number,
-    public h0: number,
-    public h1: number,
-  ) {}
-}
+// An entry's int32s in `ints`.
+const STRIDE = 8;
+const STRIDE_SHIFT = 3;
+/** The field's part of the pair hash, per lane, and the position seed after its words. */
+const FIELD0 = 0;
+const FIELD1 = 1;
+const FIELD_POSITION = 2;
+/** The pair's hash, per lane. */
+const PAIR0 = 3;
+const PAIR1 = 4;
+/** The value's length; HOLE for a deleted entry. */
+const LENGTH = 5;
+/** The value's arena handle, or LARGE when `values` holds it. */
+const HANDLE = 6;
+const HOLE = -1;
+const LARGE = -1;
+const INITIAL_ENTRIES = 4;
+/** Holes are squeezed out once they are half the entries, and there are at least this many entries. */
+const SQUEEZE_MIN_ENTRIES = 32;
 
 export class HashValue {
-  private readonly slots = new Map<string, FieldSlot>();
+  /** Field -> entry number. */
+  private readonly index = new Map<string, number>();
+  /** Per entry: the field ('' for a hole). */
+  private names: string[] = [];
+  /** Per entry: a large value itself; for a small one, HGet's copy of it, null until read after each write. Never written into, so safe to share. */
+  private values: (Uint8Array | null)[] = [];
+  /** Per entry, STRIDE int32s (see FIELD0...HANDLE). */
+  private ints: Int32Array;
+  /** Entries in use, holes included: names.length === values.length === end. */
+  private end = 0;
   /** Accounted bytes of the fields. */
   bytes = 0;
   /** Sum of the field hashes per lane (int32 wrap-around). */
   h0 = 0;
   h1 = 0;
 
-  constructor(private readonly arena: Arena) {}
+  constructor(
+    private readonly arena: Arena,
+    capacity = INITIAL_ENTRIES,
+  ) {
+    this.ints = new Int32Array(Math.max(capacity, 1) * STRIDE);
+  }
 
   get size(): number {
-    return this.slots.size;
+    return this.index.size;
   }
 
   /** Fields, under the name ListValue also answers. */
   get count(): number {
-    return this.slots.size;
+    return this.index.size;
   }
 
   readonly isHash = true;
 
+  /** The field's entry number, -1 when it is not set. Valid until the next add() or delete(). */
+  find(field: string): number {
+    return this.index.get(field) ?? -1;
+  }
+
   /** The field's value (a copy when it lives in the arena, kept for the next read). */
   get(field: string): Uint8Array | undefined {
-    const slot = this.slots.get(field);
-    if (slot === undefined) return undefined;
-    const v = slot.value;
-    if (typeof v !== 'number') return v;
-    if (slot.copy === null) slot.copy = this.arena.read(v);
-    return slot.copy;
+    const e = this.index.get(field);
+    if (e === undefined) return undefined;
+    const held = this.values[e];
+    if (held !== null && held !== undefined) return held;
+    const copy = this.arena.read(this.ints[(e << STRIDE_SHIFT) + HANDLE] as number);
+    this.values[e] = copy;
+    return copy;
   }
 
   valueLength(field: string): number | undefined {
-    return this.slots.get(field)?.length;
+    const e = this.index.get(field);
+    return e === undefined ? undefined : this.lengthAt(e);
+  }
+
+  /** Length of the value of entry `e` (from find()). */
+  lengthAt(e: number): number {
+    return this.ints[(e << STRIDE_SHIFT) + LENGTH] as number;
   }
 
   /** Sets a field; true when it is new. */
   set(field: string, value: Uint8Array): boolean {
-    hashField(field, value);
-    const n0 = lanes[0] as number;
-    const n1 = lanes[1] as number;
-    this.h0 = (this.h0 + n0) | 0;
-    this.h1 = (this.h1 + n1) | 0;
-    const length = value.length;
-    const slot = this.slots.get(field);
-    if (slot !== undefined) {
-      this.bytes += length - slot.length;
-      this.h0 = (this.h0 - slot.h0) | 0;
-      this.h1 = (this.h1 - slot.h1) | 0;
-      const old = slot.value;
-      if (typeof old === 'number' && length <= SMALL_VALUE_BYTES) {
-        slot.value = this.arena.overwrite(old, value, 0, length);
-      } else {
-        if (typeof old === 'number') this.arena.release(old);
-        slot.value = length <= SMALL_VALUE_BYTES ? this.arena.store(value, 0, length) : value;
-      }
-      slot.length = length;
-      slot.copy = null;
-      slot.h0 = n0;
-      slot.h1 = n1;
-      return false;
+    const e = this.index.get(field);
+    if (e === undefined) {
+      this.add(field, value);
+      return true;
     }
-    const stored = length <= SMALL_VALUE_BYTES ? this.arena.store(value, 0, length) : value;
-    this.slots.set(field, new FieldSlot(stored, length, n0, n1));
+    this.overwrite(e, value);
+    return false;
+  }
+
+  /** Replaces the value of entry `e` (from find()). */
+  overwrite(e: number, value: Uint8Array): void {
+    const ints = this.ints;
+    const at = e << STRIDE_SHIFT;
+    const length = value.length;
+    this.bytes += length - (ints[at + LENGTH] as number);
+    this.h0 = (this.h0 - (ints[at + PAIR0] as number)) | 0;
+    this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
+    let handle = ints[at + HANDLE] as number;
+    if (length <= SMALL_VALUE_BYTES) {
+      handle = handle === LARGE ? this.arena.reserve(length) : this.arena.resize(handle, length);
+      this.values[e] = null;
+    } else {
+      if (handle !== LARGE) this.arena.release(handle);
+      handle = LARGE;
+      this.values[e] = value;
+    }
+    ints[at + LENGTH] = length;
+    ints[at + HANDLE] = handle;
+    this.hashIn(at, value, handle);
+  }
+
+  /** Adds a field that is not set (see find()). */
+  add(field: string, value: Uint8Array): void {
+    if (this.end << STRIDE_SHIFT === this.ints.length) this.makeRoom();
+    const e = this.end++;
+    const at = e << STRIDE_SHIFT;
+    const ints = this.ints;
+    fieldPart(field);
+    ints[at + FIELD0] = part[0] as number;
+    ints[at + FIELD1] = part[1] as number;
+    ints[at + FIELD_POSITION] = part[2] as number;
+    const length = value.length;
+    const small = length <= SMALL_VALUE_BYTES;
+    const handle = small ? this.arena.reserve(length) : LARGE;
+    ints[at + LENGTH] = length;
+    ints[at + HANDLE] = handle;
+    this.names.push(field);
+    this.values.push(small ? null : value);
+    this.index.set(field, e);
     this.bytes += fieldBytes(field, length);
-    return true;
+    this.hashIn(at, value, handle);
   }
 
   /** Deletes a field; true when it existed. */
   delete(field: string): boolean {
-    const slot = this.slots.get(field);
-    if (slot === undefined) return false;
-    this.slots.delete(field);
-    if (typeof slot.value === 'number') this.arena.release(slot.value);
-    this.bytes -= fieldBytes(field, slot.length);
-    this.h0 = (this.h0 - slot.h0) | 0;
-    this.h1 = (this.h1 - slot.h1) | 0;
+    const e = this.index.get(field);
+    if (e === undefined) return false;
+    this.index.delete(field);
+    const ints = this.ints;
+    const at = e << STRIDE_SHIFT;
+    const handle = ints[at + HANDLE] as number;
+    if (handle !== LARGE) this.arena.release(handle);
+    this.bytes -= fieldBytes(field, ints[at + LENGTH] as number);
+    this.h0 = (this.h0 - (ints[at + PAIR0] as number)) | 0;
+    this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
+    ints[at + LENGTH] = HOLE;
+    this.names[e] = '';
+    this.values[e] = null;
+    // Holes at the end cost nothing to drop; elsewhere they wait for a squeeze.
+    while (this.end > 0 && ints[((this.end - 1) << STRIDE_SHIFT) + LENGTH] === HOLE) {
+      this.end--;
+      this.names.pop();
+      this.values.pop();
+    }
+    const holes = this.end - this.index.size;
+    if (this.end >= SQUEEZE_MIN_ENTRIES && holes * 2 >= this.end) this.squeeze();
     return true;
   }
 
   /** (field, value) pairs in insertion order, values copied out of the arena. */
   toArray(): [string, Uint8Array][] {
-    const out = new Array<[string, Uint8Array]>(this.slots.size);
+    const out = new Array<[string, Uint8Array]>(this.index.size);
     let i = 0;
-    for (const [field, slot] of this.slots) out[i++] = [field, this.read(slot)];
+    for (let e = 0; e < this.end; e++) {
+      const at = e << STRIDE_SHIFT;
+      const length = this.ints[at + LENGTH] as number;
+      if (length === HOLE) continue;
+      const handle = this.ints[at + HANDLE] as number;
+      out[i++] = [this.names[e] as string, handle === LARGE ? (this.values[e] as Uint8Array) : (this.values[e] ?? this.arena.read(handle))];
+    }
     return out;
   }
 
   /** Writes each field as a length-prefixed string and its value as length-prefixed bytes. */
   writeFields(w: ByteWriter): void {
-    for (const [field, slot] of this.slots) {
-      w.string(field);
-      const v = slot.value;
-      if (typeof v === 'number') w.bytesRange(this.arena.slab(v), this.arena.dataStart(v), slot.length);
-      else w.bytes(v);
+    for (let e = 0; e < this.end; e++) {
+      const at = e << STRIDE_SHIFT;
+      const length = this.ints[at + LENGTH] as number;
+      if (length === HOLE) continue;
+      w.string(this.names[e] as string);
+      const handle = this.ints[at + HANDLE] as number;
+      if (handle === LARGE) w.bytes(this.values[e] as Uint8Array);
+      else w.bytesRange(this.arena.slab(handle), this.arena.dataStart(handle), length);
     }
   }
 
-  /** An independent copy (its own arena slots). */
+  /** An independent copy (its own arena slots), without holes. */
   clone(): HashValue {
-    const copy = new HashValue(this.arena);
-    for (const [field, slot] of this.slots) {
-      const v = slot.value;
-      const value = typeof v === 'number' ? this.arena.store(this.arena.slab(v), this.arena.dataStart(v), slot.length) : v;
-      copy.slots.set(field, new FieldSlot(value, slot.length, slot.h0, slot.h1));
+    const copy = new HashValue(this.arena, this.index.size);
+    const to = copy.ints;
+    let n = 0;
+    for (let e = 0; e < this.end; e++) {
+      const at = e << STRIDE_SHIFT;
+      const length = this.ints[at + LENGTH] as number;
+      if (length === HOLE) continue;
+      const dst = n << STRIDE_SHIFT;
+      to.set(this.ints.subarray(at, at + STRIDE), dst);
+      const handle = this.ints[at + HANDLE] as number;
+      if (handle !== LARGE) to[dst + HANDLE] = this.arena.store(this.arena.slab(handle), this.arena.dataStart(handle), length);
+      const field = this.names[e] as string;
+      copy.names.push(field);
+      copy.values.push(this.values[e] ?? null);
+      copy.index.set(field, n++);
     }
+    copy.end = n;
     copy.bytes = this.bytes;
     copy.h0 = this.h0;
     copy.h1 = this.h1;
@@ -207,10 +341,66 @@ export class HashValue {
 
   /** Gives the arena slots back; the hash must not be used afterwards. */
   dispose(): void {
-    for (const slot of this.slots.values()) if (typeof slot.value === 'number') this.arena.release(slot.value);
+    for (let e = 0; e < this.end; e++) {
+      const at = e << STRIDE_SHIFT;
+      const handle = this.ints[at + HANDLE] as number;
+      if (this.ints[at + LENGTH] !== HOLE && handle !== LARGE) this.arena.release(handle);
+    }
   }
 
-  private read(slot: FieldSlot): Uint8Array {
-    return typeof slot.value === 'number' ? (slot.copy ?? this.arena.read(slot.value)) : slot.value;
+  /** Entries in use, holes included (for tests of the squeeze). */
+  get entrySlots(): number {
+    return this.end;
+  }
+
+  /** Hashes the value of the entry at `at` (copying it into its arena slot, if any) and adds the pair's hash to the sum. */
+  private hashIn(at: number, value: Uint8Array, handle: number): void {
+    const ints = this.ints;
+    const f0 = ints[at + FIELD0] as number;
+    const f1 = ints[at + FIELD1] as number;
+    const p = ints[at + FIELD_POSITION] as number;
+    if (handle === LARGE) valueHash(f0, f1, p, value, null, 0);
+    else valueHash(f0, f1, p, value, this.arena.slab(handle), this.arena.dataStart(handle));
+    const n0 = lanes[0] as number;
+    const n1 = lanes[1] as number;
+    ints[at + PAIR0] = n0;
+    ints[at + PAIR1] = n1;
+    this.h0 = (this.h0 + n0) | 0;
+    this.h1 = (this.h1 + n1) | 0;
+  }
+
+  /** Room for one more entry: squeezes out holes when they are a quarter of the entries or more, else doubles. */
+  private makeRoom(): void {
+    const holes = this.end - this.index.size;
+    if (holes * 4 >= this.end && holes > 0) {
+      this.squeeze();
+      return;
+    }
+    const grown = new Int32Array(this.ints.length * 2);
+    grown.set(this.ints);
+    this.ints = grown;
+  }
+
+  /** Moves the entries down over the holes, keeping their order, and renumbers them in the index. */
+  private squeeze(): void {
+    const ints = this.ints;
+    const names = this.names;
+    const values = this.values;
+    let n = 0;
+    for (let e = 0; e < this.end; e++) {
+      const at = e << STRIDE_SHIFT;
+      if (ints[at + LENGTH] === HOLE) continue;
+      if (n !== e) {
+        ints.copyWithin(n << STRIDE_SHIFT, at, at + STRIDE);
+        const field = names[e] as string;
+        names[n] = field;
+        values[n] = values[e] ?? null;
+        this.index.set(field, n);
+      }
+      n++;
+    }
+    this.end = n;
+    names.length = n;
+    values.length = n;
   }
 }

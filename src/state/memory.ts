@@ -22,5 +22,5 @@
 export const KEY_OVERHEAD_BYTES = 400;
 /** A ring-buffer slot and the item's arena slot rounding (arena.ts). */
 export const LIST_ITEM_OVERHEAD_BYTES = 24;
-/** A Map entry, the field string's header, the field's slot object and arena rounding. */
+/** A Map entry, the field string's header, the entry's slots in HashValue's arrays (hash-value.ts) and arena rounding. */
 export const HASH_FIELD_OVERHEAD_BYTES = 96;

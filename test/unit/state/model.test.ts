@@ -206,7 +206,7 @@ describe('digest', () => {
 
   it('tells apart hash fields whose value or name differs in one or two bits', () => {
     // Structured differences, not random ones: a field hash that sums weakly mixed words
-    // lets two such changes cancel (see hashField in hash-value.ts).
+    // lets two such changes cancel (see fieldPart and valueHash in hash-value.ts).
     const h = new Harness();
     h.ok({ op: 'hset', key: 'h', fields: [['other', b('unchanged')]] }, 'count');
     const base = Uint8Array.from({ length: 16 }, (_, i) => (i * 37 + 11) & 0xff);
