@@ -57,6 +57,8 @@ export interface Config {
   readonly maxWatchesPerConnection: number;
   /** Most keys, list elements or hash fields one answer may hold. */
   readonly maxKeysPerCall: number;
+  /** Worker threads serving the client API (gRPC, HTTP/2, TLS); 0: the main thread serves it. */
+  readonly clientThreads: number;
   /** TEST ONLY (chaos suite): a faults file the node watches; null, the default, in production. */
   readonly testFaultsFile: string | null;
 }
@@ -77,6 +79,9 @@ interface FlagSpec {
   readonly help: string;
   readonly values?: readonly string[];
 }
+
+/** More threads than cores only add contention; this bounds a typo, not a machine. */
+export const MAX_CLIENT_THREADS = 64;
 
 /** Every `serve` flag; the environment variable is QUORUMKV_ + the flag in upper snake case. */
 export const FLAGS: readonly FlagSpec[] = [
@@ -112,6 +117,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { flag: 'max-streams-per-connection', kind: 'count', help: 'concurrent calls per client connection (default 100)' },
   { flag: 'max-watches-per-connection', kind: 'count', help: 'concurrent Watch streams per client connection (default 64)' },
   { flag: 'max-keys-per-call', kind: 'count', help: 'most keys, list elements or hash fields in one answer (default 10000)' },
+  { flag: 'client-threads', kind: 'count', help: `worker threads that serve the client API beside Raft (default 0: the main thread does; at most ${MAX_CLIENT_THREADS})` },
   { flag: 'config', kind: 'string', help: 'a JSON file with any of these settings (keys as the flags)' },
   // TEST ONLY: see src/server/fault-injection.ts.
   { flag: 'test-faults-file', kind: 'string', help: 'TEST ONLY, never in production: a JSON file of injected faults (clock offset, slow fsync, peer dial addresses) the node watches' },
@@ -267,6 +273,8 @@ function build(raw: Map<string, string>): Config {
   if (maxKeyBytes < 1 || maxValueBytes < 1) throw new ConfigError('--max-key-bytes and --max-value-bytes must be at least 1');
   const snapshotBytes = bytes('snapshot-bytes', 64 * 1024 * 1024);
   if (snapshotBytes < 1) throw new ConfigError('--snapshot-bytes must be at least 1');
+  const clientThreads = count('client-threads', 0, 0);
+  if (clientThreads > MAX_CLIENT_THREADS) throw new ConfigError(`--client-threads ${clientThreads} is more than the limit of ${MAX_CLIENT_THREADS}`);
   if (maxRequestBytes < maxValueBytes + maxKeyBytes) {
     throw new ConfigError(`--max-request-bytes (${maxRequestBytes}) must exceed --max-value-bytes + --max-key-bytes (${maxValueBytes + maxKeyBytes})`);
   }
@@ -303,6 +311,7 @@ function build(raw: Map<string, string>): Config {
     maxStreamsPerConnection: count('max-streams-per-connection', 100, 1),
     maxWatchesPerConnection: count('max-watches-per-connection', 64, 1),
     maxKeysPerCall: count('max-keys-per-call', 10_000, 1),
+    clientThreads,
     testFaultsFile: raw.get('test-faults-file') || null,
   };
 }

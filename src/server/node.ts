@@ -16,6 +16,7 @@ import { PeerTransport } from '../transport/index.ts';
 import type { Config } from '../config/config.ts';
 import { AddressBook, decodeMemberContext } from './address-book.ts';
 import { Authenticator } from './auth.ts';
+import { serveClientPort } from './client-port.ts';
 import { ClusterService } from './cluster-service.ts';
 import { FaultInjection } from './fault-injection.ts';
 import { Forwarder } from './forwarder.ts';
@@ -26,10 +27,9 @@ import { LeaderChores } from './leader-chores.ts';
 import { MembershipHistory } from './membership-history.ts';
 import { Metrics } from './metrics.ts';
 import { admitPeer, standingOf } from './peer-admission.ts';
-import { createReflectionService, loadProtos } from '../proto/loader.ts';
+import { loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
 import { NodeTls } from '../tls/node-tls.ts';
-import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from '../transport/grpc-server.ts';
 import { WatchHub } from './watch-hub.ts';
 
 export const CLUSTER_ID_FILE = 'cluster-id';
@@ -50,6 +50,8 @@ export interface RunningNode {
    */
   reload(): ReloadOutcome[];
   stop(): Promise<void>;
+  /** Settles when a part the node cannot run without has failed (a client thread died): the node should stop and exit non-zero. */
+  readonly failed: Promise<Error>;
 }
 
 /** One reloadable part: `run` re-reads it (throwing keeps the old), and returns what to log about the new one. */
@@ -106,6 +108,8 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
   const clusterId = await resolveClusterId(config, logger, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
   const storage = NodeStorage.open(config.dataDir, { clusterId, nodeId: config.id, create: true });
   const stopping: (() => Promise<void> | void)[] = [() => storage.close()];
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   try {
     await bootstrapIfNew(config, storage, logger);
     // TEST ONLY (--test-faults-file, for the chaos suite): null otherwise, and then nothing below changes.
@@ -273,23 +277,17 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       auth,
     });
 
-    const server = new grpc.Server({
-      ...GRPC_SERVER_DEFAULTS,
-      'grpc.max_receive_message_length': config.maxRequestBytes,
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-      'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+    const clientApi = await serveClientPort({
+      config,
+      tls,
+      protos,
+      implementations: { kv: kv.implementation(), cluster: cluster.implementation(), health: health.implementation() },
+      logger,
+      onFatal: reportFailure,
     });
-    server.addService(protos.kv, kv.implementation());
-    server.addService(protos.cluster, cluster.implementation());
-    server.addService(protos.health, health.implementation());
-    createReflectionService().addToServer(server);
-    const clientPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.clientAddr, tls?.clientPortServerCredentials(config.clientCertAuth) ?? grpc.ServerCredentials.createInsecure(), (error, port) =>
-        error === null ? resolve(port) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),
-      ),
-    );
-    // Give in-flight calls a moment, then cut the rest.
-    stopping.unshift(() => closeGrpcServer(server, config.clientAddr, clientPort, 2000));
+    const clientPort = clientApi.port;
+    stopping.unshift(() => clientApi.stop());
+    if (config.clientThreads > 0 && tls !== null) reloadSteps.push({ name: 'client threads tls', run: () => clientApi.reload() });
 
     const http = await startHttpServer(config.httpAddr, {
       metrics: () => metrics.render(),
@@ -337,6 +335,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
         stopped ??= runAll(stopping);
         return stopped;
       },
+      failed,
     };
   } catch (error) {
     await runAll(stopping);

@@ -1,0 +1,69 @@
+/**
+ * The client port (KV, Cluster, Health, reflection): a grpc-js server on the
+ * main thread, or with --client-threads N, N worker threads that forward
+ * every call to the same handlers here (client-threads/).
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import { createReflectionService } from '../proto/loader.ts';
+import type { Protos } from '../proto/loader.ts';
+import type { NodeTls } from '../tls/node-tls.ts';
+import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from '../transport/grpc-server.ts';
+import { ClientThreads } from './client-threads/client-threads.ts';
+import type { ForwardedServiceKey } from './client-threads/protocol.ts';
+
+/** How long calls in flight may go on when the node stops, before their connections are cut. */
+const STOP_GRACE_MS = 2000;
+
+export interface ClientPort {
+  readonly port: number;
+  /** SIGHUP: with client threads, each re-reads the TLS files (the main thread's NodeTls reloads on its own). */
+  reload(): void;
+  /** Stops taking calls, lets those in flight finish for a moment, then cuts the rest. */
+  stop(): Promise<void>;
+}
+
+export interface ClientPortOptions {
+  readonly config: Config;
+  readonly tls: NodeTls | null;
+  readonly protos: Protos;
+  readonly implementations: Record<ForwardedServiceKey, grpc.UntypedServiceImplementation>;
+  readonly logger: Logger;
+  /** A client thread failed after the start. */
+  readonly onFatal: (error: Error) => void;
+}
+
+export async function serveClientPort(options: ClientPortOptions): Promise<ClientPort> {
+  const { config, tls, protos, implementations } = options;
+  const serverOptions: grpc.ServerOptions = {
+    ...GRPC_SERVER_DEFAULTS,
+    'grpc.max_receive_message_length': config.maxRequestBytes,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    'grpc.max_concurrent_streams': config.maxStreamsPerConnection,
+  };
+  if (config.clientThreads > 0) {
+    const threads = await ClientThreads.start({
+      threads: config.clientThreads,
+      address: config.clientAddr,
+      serverOptions,
+      tls: tls === null ? null : { files: tls.files, nodeId: tls.nodeId, requireClientCertificate: config.clientCertAuth },
+      protos,
+      implementations,
+      logger: options.logger.child({ component: 'client-threads' }),
+      onFatal: options.onFatal,
+    });
+    return { port: threads.port, reload: () => threads.reload(), stop: () => threads.stop(STOP_GRACE_MS) };
+  }
+  const server = new grpc.Server(serverOptions);
+  server.addService(protos.kv, implementations.kv);
+  server.addService(protos.cluster, implementations.cluster);
+  server.addService(protos.health, implementations.health);
+  createReflectionService().addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(config.clientAddr, tls?.clientPortServerCredentials(config.clientCertAuth) ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),
+    ),
+  );
+  return { port, reload: () => {}, stop: () => closeGrpcServer(server, config.clientAddr, port, STOP_GRACE_MS) };
+}
