@@ -149,6 +149,11 @@ export class ClientThreads {
     }
   }
 
+  /** TEST ONLY: ends thread `index` as a crash would, to prove that the node is told. */
+  async killThreadForTest(index: number): Promise<void> {
+    await this.workers[index]?.terminate();
+  }
+
   /** SIGHUP: every worker re-reads the TLS files (each logs how that went). */
   reload(): void {
     for (const link of this.links) link.send({ type: 'reload' });

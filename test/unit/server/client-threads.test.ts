@@ -71,7 +71,9 @@ const health: Record<string, grpc.UntypedHandleCall> = {
   }) as unknown as grpc.UntypedHandleCall,
 };
 
-function start(tls: Parameters<typeof ClientThreads.start>[0]['tls'] = null): Promise<ClientThreads> {
+function start(tls: Parameters<typeof ClientThreads.start>[0]['tls'] = null, onFatal: (error: Error) => void = (error) => {
+  throw error;
+}): Promise<ClientThreads> {
   return ClientThreads.start({
     threads: 2,
     address: '127.0.0.1:0',
@@ -80,9 +82,7 @@ function start(tls: Parameters<typeof ClientThreads.start>[0]['tls'] = null): Pr
     protos,
     implementations: { kv, cluster, health },
     logger,
-    onFatal: (error) => {
-      throw error;
-    },
+    onFatal,
   });
 }
 
@@ -229,5 +229,41 @@ describe('client threads, TLS', () => {
     threads.reload();
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect((await unary(client, 'Get', { key: 'after-reload' }))['found']).toBe(true);
+  });
+});
+
+describe('client threads, failures', () => {
+  it('tells the node when a thread dies after the start', async () => {
+    let fatal: (error: Error) => void = () => {};
+    const failed = new Promise<Error>((resolve) => (fatal = resolve));
+    const threads = await start(null, fatal);
+    try {
+      await threads.killThreadForTest(1);
+      const error = await failed;
+      expect(error.name).toBe('ClientThreadError');
+      expect(error.message).toBe('client thread 1 failed: exited with code 1');
+    } finally {
+      await threads.stop(100);
+    }
+  });
+
+  it('refuses to start on a port that is taken, naming it', async () => {
+    const first = await start();
+    try {
+      const address = `127.0.0.1:${first.port}`;
+      const error = await ClientThreads.start({
+        threads: 1,
+        address,
+        serverOptions: GRPC_SERVER_DEFAULTS,
+        tls: null,
+        protos,
+        implementations: { kv, cluster, health },
+        logger,
+        onFatal: () => {},
+      }).catch((e: unknown) => e as Error);
+      expect((error as Error).message).toMatch(new RegExp(`^cannot serve the client API on ${address}: client thread 0: .*EADDRINUSE`));
+    } finally {
+      await first.stop(100);
+    }
   });
 });
