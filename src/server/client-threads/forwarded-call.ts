@@ -122,6 +122,11 @@ export class ForwardedCall extends EventEmitter {
     this.cancelled = true;
     this.sink.finished(this.facts.id);
     this.emit('cancelled', 'cancelled');
+    // A handler waiting for 'drain' (Backup) looks again, sees `cancelled` and lets go.
+    if (this.waitingForDrain) {
+      this.waitingForDrain = false;
+      this.emit('drain');
+    }
     this.emit('close');
   }
 

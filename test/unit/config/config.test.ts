@@ -75,6 +75,14 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ authFile: '/etc/qkv/users.json', maxStreamsPerConnection: 20, maxWatchesPerConnection: 8, maxKeysPerCall: 500 });
   });
 
+  it('serves the client API on the main thread by default; --client-threads or its variable sets worker threads, up to a limit', () => {
+    expect(loadConfig([], {}).clientThreads).toBe(0);
+    expect(loadConfig(['--client-threads', '2'], {}).clientThreads).toBe(2);
+    expect(loadConfig([], { QUORUMKV_CLIENT_THREADS: '3' }).clientThreads).toBe(3);
+    expect(() => loadConfig(['--client-threads', '65'], {})).toThrow('--client-threads 65 is more than the limit of 64');
+    expect(() => loadConfig(['--client-threads', '-1'], {})).toThrow('--client-threads');
+  });
+
   it('refuses --auth-file without TLS: tokens must not travel in clear text', () => {
     expect(() => loadConfig(['--auth-file', 'users.json'], {})).toThrow('--auth-file needs TLS (--cert, --key, --ca): tokens must not cross the network in clear text');
   });
