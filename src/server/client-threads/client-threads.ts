@@ -119,6 +119,9 @@ export class ClientThreads {
             case 'failed':
               fail(new Error(message.message));
               break;
+            case 'warning':
+              options.logger.warn({ thread: index, err: message.message }, 'client thread: listening socket error');
+              break;
             case 'reloaded':
               if (message.ok) options.logger.info({ thread: index, serialNumber: message.serialNumber }, 'client thread reloaded its TLS files');
               else options.logger.error({ thread: index, err: message.error }, 'client thread TLS reload failed: still using the previous files');

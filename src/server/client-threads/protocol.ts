@@ -114,6 +114,8 @@ export type WorkerToMain =
   | CallBatch
   | { readonly type: 'listening'; readonly port: number; readonly fd: number }
   | { readonly type: 'failed'; readonly message: string }
+  /** Something went wrong that the worker survives (a failed accept). */
+  | { readonly type: 'warning'; readonly message: string }
   | { readonly type: 'reloaded'; readonly ok: boolean; readonly error?: string; readonly serialNumber?: string }
   | { readonly type: 'drained' };
 

@@ -160,8 +160,11 @@ const listener = net.createServer((socket) => {
   });
   injector.injectConnection(socket);
 });
-listener.once('error', (error) => post({ type: 'failed', message: error.message }));
+let listeningNow = false;
+// Before listening an error (port taken) fails the start; after, one failed accept (EMFILE) is logged, as grpc-js's own server would go on.
+listener.on('error', (error) => post(listeningNow ? { type: 'warning', message: error.message } : { type: 'failed', message: error.message }));
 const listening = (): void => {
+  listeningNow = true;
   const address = listener.address() as net.AddressInfo;
   const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
   post({ type: 'listening', port: address.port, fd });
