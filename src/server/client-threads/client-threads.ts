@@ -182,6 +182,11 @@ export class ClientThreads {
               this.logger.warn({ thread: index }, 'client thread did not drain in time');
               done();
             }, graceMs + 2000);
+            // A worker that has exited already (threadId -1) has nothing to drain.
+            if (worker.threadId === -1) {
+              done();
+              return;
+            }
             worker.once('drained', done);
             worker.once('exit', done);
             this.links[index]?.send({ type: 'drain', graceMs });
