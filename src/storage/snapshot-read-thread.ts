@@ -2,7 +2,8 @@
  * Reads a snapshot file's rows in a worker thread (snapshot-read-worker.ts):
  * SQLite reads and checksum checks run on another core while the main thread
  * rebuilds the state from the batches the worker posts. Same checks and same
- * errors as SnapshotFileReader.keys() / sessions(): the worker runs them.
+ * errors as SnapshotFileReader.keys() / sessions(): the worker runs
+ * keyBatches() / sessions().
  */
 import { Worker } from 'node:worker_threads';
 import { CorruptDataError } from './errors.ts';
@@ -10,9 +11,6 @@ import type { PackedKeyRows } from './packed-key-rows.ts';
 import type { SnapshotExpectation } from './snapshot-file.ts';
 import type { SnapshotSessionRow } from './types.ts';
 
-/** A batch holds about this many bytes of keys and values, and at most BATCH_ROWS rows. */
-export const BATCH_BYTES = 1 << 20;
-export const BATCH_ROWS = 8192;
 /** Batches the worker may post before the main thread has taken them: bounds the memory between the two. */
 export const MAX_BATCHES_AHEAD = 8;
 /** Slots of the shared control array: batches the main thread has taken, and its request to stop. */

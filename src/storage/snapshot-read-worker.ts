@@ -1,15 +1,14 @@
 /**
  * The worker thread of readSnapshotRowsInWorker (snapshot-read-thread.ts):
- * reads and checks a snapshot file's rows with SnapshotFileReader, exactly as
- * the main thread would, and posts the keys as packed batches, at most
+ * reads and checks a snapshot file's rows with SnapshotFileReader (keyBatches
+ * and sessions), and posts the keys as packed batches, at most
  * MAX_BATCHES_AHEAD ahead of what the main thread has taken.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CorruptDataError } from './errors.ts';
-import { PackedKeyRowsWriter } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { SnapshotFileReader } from './snapshot-file.ts';
-import { BATCH_BYTES, BATCH_ROWS, CONSUMED, MAX_BATCHES_AHEAD, STOP } from './snapshot-read-thread.ts';
+import { CONSUMED, MAX_BATCHES_AHEAD, STOP } from './snapshot-read-thread.ts';
 import type { ReadRequest, WorkerError, WorkerMessage } from './snapshot-read-thread.ts';
 
 /** How long one wait for the main thread lasts before the stop flag is looked at again. */
@@ -21,26 +20,19 @@ function run(port: NonNullable<typeof parentPort>, request: ReadRequest): void {
   const control = new Int32Array(request.control);
   const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
   let sent = 0;
-  const send = (batch: PackedKeyRows | null): void => {
-    if (batch === null) return;
+  const send = (batch: PackedKeyRows): void => {
     for (;;) {
       if (Atomics.load(control, STOP) !== 0) throw new Stopped();
       const consumed = Atomics.load(control, CONSUMED);
       if (sent - consumed < MAX_BATCHES_AHEAD) break;
       Atomics.wait(control, CONSUMED, consumed, WAIT_MS);
     }
-    post({ kind: 'keys', batch }, [batch.bytes.buffer as ArrayBuffer, batch.fields.buffer as ArrayBuffer]);
+    post({ kind: 'keys', batch }, [batch.keys.buffer as ArrayBuffer, batch.values.buffer as ArrayBuffer, batch.fields.buffer as ArrayBuffer]);
     sent++;
   };
   const reader = SnapshotFileReader.open(request.path, request.expect);
   try {
-    const writer = new PackedKeyRowsWriter(BATCH_BYTES, BATCH_ROWS);
-    for (const row of reader.keys()) {
-      if (writer.wouldOverflow(row)) send(writer.take());
-      writer.add(row);
-    }
-    // keys() has checked the row count and checksum sum by now: the last batch goes after that check.
-    send(writer.take());
+    for (const batch of reader.keyBatches()) send(batch);
     post({ kind: 'done', sessions: [...reader.sessions()] });
   } finally {
     reader.close();

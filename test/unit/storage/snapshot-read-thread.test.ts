@@ -3,7 +3,6 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError, forEachPackedKeyRow } from '../../../src/storage/index.ts';
 import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
-import { BATCH_ROWS } from '../../../src/storage/snapshot-read-thread.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
 const scratch = useScratch();
@@ -11,7 +10,8 @@ const scratch = useScratch();
 const CONF = { voters: ['n1', 'n2', 'n3'], learners: [] };
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
-/** Enough rows for several batches, with every kind of key and value a batch must carry. */
+/** More rows than one query reads (4,096), with every kind of key and value a batch must carry. */
+const BATCH_ROWS = 4096;
 const KEYS: SnapshotKeyRow[] = [
   { key: 'zebra', type: 'string', value: bytes('first written'), expiresAtMs: null },
   { key: 'list:1', type: 'list', value: Uint8Array.of(0, 1, 2, 0, 255), expiresAtMs: 1_700_000_000_123 },
