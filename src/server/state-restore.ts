@@ -27,11 +27,10 @@ export async function restoreInWorker(storage: NodeStorage, file: StoredSnapshot
 export function restoreHere(storage: NodeStorage, file: StoredSnapshot, config: Partial<StateMachineConfig>): StateMachine {
   const reader = storage.openSnapshot(file);
   try {
-    const state = StateMachine.fromRows(
-      { lastAppliedIndex: file.index, logTimeMs: file.logTimeMs, keyRows: reader.keys(), sessionRows: reader.sessions() },
-      config,
-    );
-    return checked(state, file, reader.info.stateDigest);
+    const restore = StateMachine.restore({ lastAppliedIndex: file.index, logTimeMs: file.logTimeMs }, config);
+    for (const batch of reader.keyBatches()) forEachPackedKeyRow(batch, restore.key);
+    for (const row of reader.sessions()) restore.session(row);
+    return checked(restore.finish(), file, reader.info.stateDigest);
   } finally {
     reader.close();
   }

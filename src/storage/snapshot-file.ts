@@ -494,8 +494,9 @@ export class SnapshotFileReader {
   async verify(): Promise<void> {
     const problems = withCorruptionMapped(this.path, () => quickCheck(this.db));
     if (problems !== null) throw new CorruptDataError(this.path, `SQLite integrity check failed: ${problems}`);
+    // A batch is a few thousand rows or a few MiB: one per turn of the event loop.
+    for (const _ of this.keyBatches()) await yieldToEventLoop();
     let n = 0;
-    for (const _ of this.keys()) if (++n % ROWS_PER_SLICE === 0) await yieldToEventLoop();
     for (const _ of this.sessions()) if (++n % ROWS_PER_SLICE === 0) await yieldToEventLoop();
   }
 
