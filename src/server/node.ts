@@ -141,7 +141,63 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
         watchers: watchHub?.watcherCount ?? 0,
       };
     });
-    const node = new RaftNode({
+    // The peer API listens before the state is restored, which takes seconds with a large
+    // snapshot: the peers' streams connect meanwhile, so the first heartbeat after the restore
+    // gets through at once rather than after their reconnect backoff. Until then nothing is
+    // served: messages are dropped (Raft tolerates lost messages) and snapshots refused.
+    let restored: { readonly node: RaftNode; readonly history: MembershipHistory } | null = null;
+    const transport = new PeerTransport({
+      nodeId: config.id,
+      clusterId,
+      listenAddress: config.peerAddr,
+      logger: logger.child({ component: 'transport' }),
+      advertisedClientAddr: config.advertiseClientAddr,
+      advertisedPeerAddr: config.advertisePeerAddr,
+      onMessages: (messages) => restored?.node.step(messages),
+      onPeerInfo: (peer, info) => addresses.update(peer, info),
+      onUnreachable: (peer) => restored?.node.reportUnreachable(peer),
+      onSnapshotStatus: (peer, ok) => restored?.node.reportSnapshot(peer, ok),
+      ...(tls === null
+        ? {}
+        : { credentials: { server: tls.peerServerCredentials(), client: tls.peerChannelCredentials(), certificateProblem: tls.peerCertificateProblem } }),
+      admit: (from, messages) => {
+        if (restored === null) return null; // dropped by onMessages anyway
+        const { node, history } = restored;
+        return admitPeer(from, messages, (id) => standingOf(id, node.membership, node.commitIndex, history.get(id)));
+      },
+      onRemoved: (peer, index, reason) => {
+        if (restored === null) return; // it is said again on the next refused stream
+        restored.node.removedFromCluster(peer, index, reason);
+        if (restored.node.removedAtIndex !== null) updatePeers();
+      },
+      snapshots: {
+        open: (meta) => {
+          const latest = storage.latestSnapshot;
+          if (latest === null || latest.index !== meta.index) throw new Error(`snapshot ${meta.index} is no longer here (latest: ${latest?.index ?? 'none'})`);
+          return storage.snapshotChunks(latest);
+        },
+        receive: async (meta, chunks) => {
+          const node = restored?.node;
+          if (node === undefined) throw new Error(`node ${config.id} is still restoring its state from its own snapshot; send yours later`);
+          const receiver = await storage.receiveSnapshot({ index: meta.index, term: meta.term });
+          let offset = 0;
+          try {
+            for await (const chunk of chunks) {
+              await receiver.append(chunk, offset);
+              offset += chunk.length;
+            }
+            node.snapshotReceived(await receiver.finish());
+          } catch (error) {
+            await receiver.abort();
+            throw error;
+          }
+        },
+      },
+    });
+    const peerPort = await transport.start();
+    stopping.unshift(() => transport.close());
+
+    const node = await RaftNode.open({
       id: config.id,
       storage,
       stateConfig: { maxMemoryBytes: config.maxMemoryBytes, eviction: config.eviction, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
@@ -161,50 +217,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     const history = new MembershipHistory(config.dataDir, node.membership);
     node.onMembershipChange((change, index) => history.recordChange(change, index));
     node.onSnapshotInstalled((index, membership) => history.recordSnapshot(membership, index));
-
-    const transport = new PeerTransport({
-      nodeId: config.id,
-      clusterId,
-      listenAddress: config.peerAddr,
-      logger: logger.child({ component: 'transport' }),
-      advertisedClientAddr: config.advertiseClientAddr,
-      advertisedPeerAddr: config.advertisePeerAddr,
-      onMessages: (messages) => node.step(messages),
-      onPeerInfo: (peer, info) => addresses.update(peer, info),
-      onUnreachable: (peer) => node.reportUnreachable(peer),
-      onSnapshotStatus: (peer, ok) => node.reportSnapshot(peer, ok),
-      ...(tls === null
-        ? {}
-        : { credentials: { server: tls.peerServerCredentials(), client: tls.peerChannelCredentials(), certificateProblem: tls.peerCertificateProblem } }),
-      admit: (from, messages) => admitPeer(from, messages, (id) => standingOf(id, node.membership, node.commitIndex, history.get(id))),
-      onRemoved: (peer, index, reason) => {
-        node.removedFromCluster(peer, index, reason);
-        if (node.removedAtIndex !== null) updatePeers();
-      },
-      snapshots: {
-        open: (meta) => {
-          const latest = storage.latestSnapshot;
-          if (latest === null || latest.index !== meta.index) throw new Error(`snapshot ${meta.index} is no longer here (latest: ${latest?.index ?? 'none'})`);
-          return storage.snapshotChunks(latest);
-        },
-        receive: async (meta, chunks) => {
-          const receiver = await storage.receiveSnapshot({ index: meta.index, term: meta.term });
-          let offset = 0;
-          try {
-            for await (const chunk of chunks) {
-              await receiver.append(chunk, offset);
-              offset += chunk.length;
-            }
-            node.snapshotReceived(await receiver.finish());
-          } catch (error) {
-            await receiver.abort();
-            throw error;
-          }
-        },
-      },
-    });
-    const peerPort = await transport.start();
-    stopping.unshift(() => transport.close());
+    restored = { node, history };
     // Every node we know how to reach, not only members: a node that just joined
     // knows no membership yet, but must answer the leader that streams to it.
     // A node told it was removed talks to no one (its streams would only be refused again) until it is added back.

@@ -10,9 +10,10 @@ import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Proposal
 import type { ClientSession, Command, Result } from '../state/index.ts';
 import { StateMachine, encodeEntry } from '../state/index.ts';
 import type { StateMachineConfig } from '../state/index.ts';
-import type { NodeStorage, StoredSnapshot } from '../storage/index.ts';
+import type { LoadedState, NodeStorage, StoredSnapshot } from '../storage/index.ts';
 import { DeadlineError, LeadershipLostError, NodeStoppedError, OutcomeUnknownError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { restoreHere, restoreInWorker } from './state-restore.ts';
 
 export interface MessageSender {
   /** Queues messages; they go out at the end of this event-loop turn, or at flush(). */
@@ -95,15 +96,33 @@ export class RaftNode {
   private readonly membershipListeners: ((change: ConfChange, index: number) => void)[] = [];
   private readonly snapshotListeners: ((index: number, membership: ConfState) => void)[] = [];
 
-  constructor(options: RaftNodeOptions) {
+  /**
+   * Loads the log and restores the state machine from the newest snapshot
+   * (reading it on a worker thread), then builds the node, not yet started.
+   */
+  static async open(options: RaftNodeOptions): Promise<RaftNode> {
+    const loaded = options.storage.load();
+    let state: StateMachine;
+    if (loaded.snapshot === null) {
+      state = new StateMachine(options.stateConfig);
+      state.trackChanges(true);
+    } else {
+      const began = performance.now();
+      state = await restoreInWorker(options.storage, loaded.snapshot, options.stateConfig);
+      options.logger.info(
+        { index: loaded.snapshot.index, keys: state.stats().storedKeys, ms: Math.round(performance.now() - began) },
+        'state restored from snapshot',
+      );
+    }
+    return new RaftNode(options, loaded, state);
+  }
+
+  private constructor(options: RaftNodeOptions, loaded: LoadedState, state: StateMachine) {
     this.options = options;
     this.id = options.id;
     this.storage = options.storage;
     this.logger = options.logger;
-    const loaded = options.storage.load();
-    this.state = new StateMachine(options.stateConfig);
-    this.state.trackChanges(true);
-    if (loaded.snapshot !== null) this.state = this.restoreState(loaded.snapshot);
+    this.state = state;
     this.raft = new Raft(
       {
         id: options.id,
@@ -516,31 +535,13 @@ export class RaftNode {
 
   private installSnapshot(file: StoredSnapshot): void {
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
-    this.state = this.restoreState(file);
+    this.state = restoreHere(this.storage, file, this.options.stateConfig);
     this.appliedBytesSinceSnapshot = 0;
     this.options.metrics.snapshotsInstalled++;
     for (const listener of this.snapshotListeners) listener(file.index, file.confState);
     // Our proposals up to here may or may not be in it: their clients must retry with their session.
     for (const [index, pending] of this.pendingWrites) {
       if (index <= file.index) this.failWrite(index, pending, new OutcomeUnknownError('this node installed a snapshot from the leader'));
-    }
-  }
-
-  private restoreState(file: StoredSnapshot): StateMachine {
-    const reader = this.storage.openSnapshot(file);
-    try {
-      const state = StateMachine.fromRows(
-        { lastAppliedIndex: file.index, logTimeMs: file.logTimeMs, keyRows: reader.keys(), sessionRows: reader.sessions() },
-        this.options.stateConfig,
-      );
-      const expected = reader.info.stateDigest;
-      if (expected !== null && expected !== state.digest()) {
-        throw new Error(`snapshot ${file.path} restored to digest ${state.digest()}, but it was written with ${expected}`);
-      }
-      state.trackChanges(true);
-      return state;
-    } finally {
-      reader.close();
     }
   }
 

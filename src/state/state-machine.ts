@@ -34,6 +34,7 @@ import type { Result } from './results.ts';
 import type { KeyRow, SessionRow } from './rows.ts';
 import { SessionTable } from './sessions.ts';
 import { decodeValue } from './values.ts';
+import type { ValueType } from './values.ts';
 
 /** A point-in-time export of the whole state (see StateMachine.exportRows). */
 export interface SnapshotView {
@@ -56,6 +57,15 @@ export interface SnapshotSource {
   readonly logTimeMs: number;
   readonly keyRows: Iterable<KeyRow>;
   readonly sessionRows: Iterable<SessionRow>;
+}
+
+/** See StateMachine.restore. */
+export interface StateRestore {
+  /** Adds a key; keyBytes is its UTF-8 length (-1: not valid Unicode). The value is kept: do not change it afterwards. */
+  key(key: string, keyBytes: number, type: ValueType, value: Uint8Array, expiresAtMs: number | null): void;
+  session(row: SessionRow): void;
+  /** The rebuilt state machine, at the position given to restore(). */
+  finish(): StateMachine;
 }
 
 /** Figures for metrics and the status page. */
@@ -247,35 +257,52 @@ export class StateMachine {
 
   /** Rebuilds a state machine from exported rows; throws CodecError on rows that cannot be state. */
   static fromRows(source: SnapshotSource, config: Partial<StateMachineConfig> = {}): StateMachine {
+    const restore = StateMachine.restore(source, config);
+    for (const row of source.keyRows) restore.key(row.key, utf8Length(row.key), row.type, row.value, row.expiresAtMs);
+    for (const row of source.sessionRows) restore.session(row);
+    return restore.finish();
+  }
+
+  /**
+   * Rebuilds a state machine row by row, for a caller that has the rows in
+   * another form than KeyRow objects (a restore from packed batches). Each
+   * call throws CodecError on a row that cannot be state; then discard it all.
+   */
+  static restore(position: Pick<SnapshotSource, 'lastAppliedIndex' | 'logTimeMs'>, config: Partial<StateMachineConfig> = {}): StateRestore {
     const sm = new StateMachine(config);
-    if (!Number.isSafeInteger(source.lastAppliedIndex) || source.lastAppliedIndex < 0) {
-      throw new CodecError(`snapshot index ${source.lastAppliedIndex} is not a valid index`);
+    if (!Number.isSafeInteger(position.lastAppliedIndex) || position.lastAppliedIndex < 0) {
+      throw new CodecError(`snapshot index ${position.lastAppliedIndex} is not a valid index`);
     }
-    if (!Number.isSafeInteger(source.logTimeMs) || source.logTimeMs < 0) throw new CodecError(`snapshot log time ${source.logTimeMs} is not valid`);
-    for (const row of source.keyRows) {
-      const keyBytes = utf8Length(row.key);
-      if (keyBytes < 0) throw new CodecError(`snapshot key '${row.key}' is not valid Unicode`);
-      if (sm.keys.stored(row.key) !== undefined) throw new CodecError(`snapshot repeats key '${row.key}'`);
-      const expiry = row.expiresAtMs;
-      if (expiry !== null && (!Number.isSafeInteger(expiry) || expiry < 0)) {
-        throw new CodecError(`snapshot key '${row.key}' has a bad expiry ${expiry}`);
-      }
-      sm.keys.create(row.key, keyBytes, decodeValue(row.type, row.value, sm.keys.arena), expiry ?? NO_EXPIRY);
-    }
-    for (const row of source.sessionRows) {
-      if (!Number.isSafeInteger(row.sequence) || row.sequence < 0 || !Number.isSafeInteger(row.lastSeenMs)) {
-        throw new CodecError(`snapshot session '${row.clientId}' has bad numbers`);
-      }
-      decodeResult(row.result); // a result that cannot be answered later is corruption now
-      try {
-        sm.sessions.restore(row);
-      } catch (error) {
-        throw new CodecError(`snapshot session rows are inconsistent: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    sm.applied = source.lastAppliedIndex;
-    sm.logTime = source.logTimeMs;
-    return sm;
+    if (!Number.isSafeInteger(position.logTimeMs) || position.logTimeMs < 0) throw new CodecError(`snapshot log time ${position.logTimeMs} is not valid`);
+    const keys = sm.keys;
+    return {
+      key(key, keyBytes, type, value, expiresAtMs) {
+        if (keyBytes < 0) throw new CodecError(`snapshot key '${key}' is not valid Unicode`);
+        if (expiresAtMs !== null && (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0)) {
+          throw new CodecError(`snapshot key '${key}' has a bad expiry ${expiresAtMs}`);
+        }
+        const stored = keys.storedCount;
+        keys.create(key, keyBytes, decodeValue(type, value, keys.arena), expiresAtMs ?? NO_EXPIRY);
+        // A repeated key replaced the first in the map only: the state is inconsistent, but it is thrown away.
+        if (keys.storedCount === stored) throw new CodecError(`snapshot repeats key '${key}'`);
+      },
+      session(row) {
+        if (!Number.isSafeInteger(row.sequence) || row.sequence < 0 || !Number.isSafeInteger(row.lastSeenMs)) {
+          throw new CodecError(`snapshot session '${row.clientId}' has bad numbers`);
+        }
+        decodeResult(row.result); // a result that cannot be answered later is corruption now
+        try {
+          sm.sessions.restore(row);
+        } catch (error) {
+          throw new CodecError(`snapshot session rows are inconsistent: ${(error as Error).message}`, { cause: error });
+        }
+      },
+      finish() {
+        sm.applied = position.lastAppliedIndex;
+        sm.logTime = position.logTimeMs;
+        return sm;
+      },
+    };
   }
 
   private checkIndex(index: number): void {

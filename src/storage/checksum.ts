@@ -131,6 +131,16 @@ export class FieldEncoder {
     return this;
   }
 
+  /** Bytes [start, end) of `src` as their length, then the bytes: a string's UTF-8 gives what string() gives. */
+  bytes(src: Uint8Array, start: number, end: number): this {
+    const length = end - start;
+    this.reserve(4 + length);
+    this.view.setUint32(this.length, length);
+    this.buffer.set(src.subarray(start, end), this.length + 4);
+    this.length += 4 + length;
+    return this;
+  }
+
   /** CRC of the encoded fields, continuing from `value`. */
   crc(value = 0): number {
     return crc32(this.buffer.subarray(0, this.length), value);

@@ -17,7 +17,8 @@ export class CorruptDataError extends StorageError {
   readonly code = 'STORAGE_CORRUPT';
   constructor(
     readonly file: string,
-    detail: string,
+    /** What is wrong, without the advice (lets a worker thread's error be rebuilt as it was). */
+    readonly detail: string,
     options?: { cause?: unknown },
   ) {
     super(

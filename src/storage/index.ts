@@ -2,6 +2,8 @@
 export { NodeStorage, DEFAULT_RETAINED_SNAPSHOTS } from './node-storage.ts';
 export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall } from './node-storage.ts';
 export { SnapshotFileReader, SNAPSHOT_FORMAT_VERSION } from './snapshot-file.ts';
+export { forEachPackedKeyRow } from './packed-key-rows.ts';
+export type { PackedKeyRows, PackedKeyRowVisitor } from './packed-key-rows.ts';
 export { SnapshotReceiver, DEFAULT_CHUNK_BYTES } from './snapshot-transfer.ts';
 export { NODE_SCHEMA_VERSION } from './node-db.ts';
 export { durableRename } from './durable-fs.ts';

@@ -27,11 +27,13 @@ import { NODE_DB_FILE, openNodeDb } from './node-db.ts';
 import { SnapshotCatalog } from './snapshot-catalog.ts';
 import type { SnapshotRecord } from './snapshot-catalog.ts';
 import { SnapshotFileReader, fileSize, writeSnapshotFile } from './snapshot-file.ts';
+import type { PackedKeyRows } from './packed-key-rows.ts';
+import { readSnapshotRowsInWorker } from './snapshot-read-thread.ts';
 import { SnapshotReceiver, readFileChunks } from './snapshot-transfer.ts';
 import { WalSync } from './wal-sync.ts';
 import { withCorruptionMapped } from './sqlite.ts';
 import type { Db } from './sqlite.ts';
-import type { SnapshotContent, SnapshotHeader, StoredSnapshot } from './types.ts';
+import type { SnapshotContent, SnapshotHeader, SnapshotSessionRow, StoredSnapshot } from './types.ts';
 import { confStateText, isCount } from './validate.ts';
 
 export const SNAPSHOTS_DIR = 'snapshots';
@@ -438,6 +440,15 @@ export class NodeStorage {
   openSnapshot(snapshot: StoredSnapshot): SnapshotFileReader {
     this.assertOpen();
     return SnapshotFileReader.open(snapshot.path, { clusterId: this.clusterId, index: snapshot.index, term: snapshot.term });
+  }
+
+  /**
+   * Reads a snapshot file's rows on a worker thread, checked as openSnapshot()'s
+   * reader checks them; `onKeys` gets them in batches (see readSnapshotRowsInWorker).
+   */
+  readSnapshotRows(snapshot: StoredSnapshot, onKeys: (batch: PackedKeyRows) => void): Promise<SnapshotSessionRow[]> {
+    this.assertOpen();
+    return readSnapshotRowsInWorker(snapshot.path, { clusterId: this.clusterId, index: snapshot.index, term: snapshot.term }, onKeys);
   }
 
   /** The bytes of a snapshot file, for streaming it to a follower. */

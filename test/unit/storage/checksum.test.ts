@@ -52,6 +52,13 @@ describe('FieldEncoder', () => {
     const expected = crc32(Uint8Array.of(1), crc32(bytes, crc32(Uint8Array.of(0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, ...u32(bytes.length)))));
     expect(small.reset().u53(2 ** 53 - 1).string(text).u8(1).crc()).toBe(expected);
   });
+
+  it('encodes the UTF-8 bytes of a string exactly as the string', () => {
+    const small = new FieldEncoder(8);
+    const text = 'ключ-🔑-'.repeat(50);
+    const framed = Uint8Array.of(7, 7, ...new TextEncoder().encode(text), 7);
+    expect(small.reset().u8(2).bytes(framed, 2, framed.length - 1).u8(1).crc()).toBe(new FieldEncoder().reset().u8(2).string(text).u8(1).crc());
+  });
 });
 
 function u32(value: number): number[] {

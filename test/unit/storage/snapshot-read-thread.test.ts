@@ -1,0 +1,142 @@
+import * as fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { CorruptDataError, forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
+import { base64, entries, useScratch } from './helpers.ts';
+
+const scratch = useScratch();
+
+const CONF = { voters: ['n1', 'n2', 'n3'], learners: [] };
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+/** More rows than one query reads (4,096), with every kind of key and value a batch must carry. */
+const BATCH_ROWS = 4096;
+const KEYS: SnapshotKeyRow[] = [
+  { key: 'zebra', type: 'string', value: bytes('first written'), expiresAtMs: null },
+  { key: 'list:1', type: 'list', value: Uint8Array.of(0, 1, 2, 0, 255), expiresAtMs: 1_700_000_000_123 },
+  { key: 'hash:ключ 🔑', type: 'hash', value: new Uint8Array(3 << 20).fill(9), expiresAtMs: 0 },
+  { key: '', type: 'string', value: new Uint8Array(), expiresAtMs: null },
+  { key: 'ü', type: 'string', value: bytes('latin1 but not ASCII'), expiresAtMs: 2 ** 53 - 1 },
+  ...Array.from({ length: BATCH_ROWS * 2 + 17 }, (_, i): SnapshotKeyRow => ({
+    key: `key-${i}`,
+    type: 'string',
+    value: new Uint8Array(i % 300).fill(i & 0xff),
+    expiresAtMs: i % 3 === 0 ? 1_700_000_000_000 + i : null,
+  })),
+];
+const SESSIONS: SnapshotSessionRow[] = [
+  { clientId: 'client-b', sequence: 7, result: bytes('OK'), lastSeenMs: 1_700_000_000_000 },
+  { clientId: 'client-a', sequence: 0, result: new Uint8Array(), lastSeenMs: 0 },
+];
+
+async function written(): Promise<{ storage: NodeStorage; snapshot: StoredSnapshot }> {
+  const storage = scratch.open(scratch.dir());
+  storage.persist({ hardState: { term: 1, vote: 'n1', commit: 5 }, entries: entries(1, 5, 1) });
+  const snapshot = await storage.writeSnapshot({ index: 5, term: 1, logTimeMs: 0, confState: CONF }, { keys: KEYS, sessions: SESSIONS });
+  return { storage, snapshot };
+}
+
+/** Every key row as plain values, with the key's UTF-8 length the visitor was given. */
+type PlainRow = { key: string; keyBytes: number; type: string; value: string; expiresAtMs: number | null };
+
+async function readInWorker(storage: NodeStorage, snapshot: StoredSnapshot): Promise<{ keys: PlainRow[]; sessions: SnapshotSessionRow[]; batches: number }> {
+  const keys: PlainRow[] = [];
+  let batches = 0;
+  const sessions = await storage.readSnapshotRows(snapshot, (batch: PackedKeyRows) => {
+    batches++;
+    forEachPackedKeyRow(batch, (key, keyBytes, type, value, expiresAtMs) => keys.push({ key, keyBytes, type, value: base64(value), expiresAtMs }));
+  });
+  return { keys, sessions, batches };
+}
+
+function edit(path: string, sql: string): void {
+  const db = new Database(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+/** The error the main-thread reader throws on the same file. */
+function mainThreadError(storage: NodeStorage, snapshot: StoredSnapshot): unknown {
+  const reader = storage.openSnapshot(snapshot);
+  try {
+    for (const _ of reader.keys());
+    for (const _ of reader.sessions());
+  } catch (error) {
+    return error;
+  } finally {
+    reader.close();
+  }
+  return null;
+}
+
+async function workerError(storage: NodeStorage, snapshot: StoredSnapshot): Promise<unknown> {
+  try {
+    await readInWorker(storage, snapshot);
+  } catch (error) {
+    return error;
+  }
+  return null;
+}
+
+describe('reading a snapshot on a worker thread', () => {
+  it('gives every row, in write order, as the main-thread reader does', async () => {
+    const { storage, snapshot } = await written();
+    const { keys, sessions, batches } = await readInWorker(storage, snapshot);
+    expect(batches).toBeGreaterThanOrEqual(3);
+    expect(keys).toEqual(
+      KEYS.map((r) => ({ key: r.key, keyBytes: Buffer.byteLength(r.key), type: r.type, value: base64(r.value), expiresAtMs: r.expiresAtMs })),
+    );
+    expect(sessions.map((s) => ({ ...s, result: base64(s.result) }))).toEqual(SESSIONS.map((s) => ({ ...s, result: base64(s.result) })));
+  });
+
+  it('gives values the caller owns: changing one changes no other', async () => {
+    const { storage, snapshot } = await written();
+    const values: Uint8Array[] = [];
+    await storage.readSnapshotRows(snapshot, (batch) => forEachPackedKeyRow(batch, (_k, _b, _t, value) => values.push(value)));
+    for (const value of values) value.fill(0xee);
+    const again = await readInWorker(storage, snapshot);
+    expect(again.keys.map((r) => r.value)).toEqual(KEYS.map((r) => base64(r.value)));
+    // No value is a view of a larger buffer that would keep the batch alive.
+    expect(values.every((v) => v.byteOffset === 0 && v.buffer.byteLength === v.length)).toBe(true);
+  });
+
+  it('a changed value or a deleted row: the same CorruptDataError as on the main thread', async () => {
+    const { storage, snapshot } = await written();
+    const original = fs.readFileSync(snapshot.path);
+    for (const sql of ["UPDATE keys SET value = x'00' WHERE key = 'list:1'", "DELETE FROM sessions WHERE client_id = 'client-a'", "UPDATE keys SET expires_at_ms = -5 WHERE key = 'key-7'"]) {
+      fs.writeFileSync(snapshot.path, original);
+      edit(snapshot.path, sql);
+      const expected = mainThreadError(storage, snapshot);
+      expect(expected, sql).toBeInstanceOf(CorruptDataError);
+      const error = await workerError(storage, snapshot);
+      expect(error, sql).toBeInstanceOf(CorruptDataError);
+      expect((error as CorruptDataError).message, sql).toBe((expected as CorruptDataError).message);
+      expect((error as CorruptDataError).file).toBe(snapshot.path);
+    }
+  });
+
+  it('a file that is not a snapshot, or is gone: CorruptDataError naming it', async () => {
+    const { storage, snapshot } = await written();
+    fs.writeFileSync(snapshot.path, Buffer.alloc(4096, 7));
+    expect(await workerError(storage, snapshot)).toMatchObject({ name: 'CorruptDataError', message: expect.stringContaining(snapshot.path) });
+    fs.rmSync(snapshot.path);
+    expect(await workerError(storage, snapshot)).toMatchObject({ name: 'CorruptDataError', message: expect.stringMatching(/the snapshot file is missing/) });
+  });
+
+  it('a consumer that throws stops the read with its error', async () => {
+    const { storage, snapshot } = await written();
+    let calls = 0;
+    const failure = new Error('the consumer gave up');
+    await expect(
+      storage.readSnapshotRows(snapshot, () => {
+        calls++;
+        throw failure;
+      }),
+    ).rejects.toBe(failure);
+    expect(calls).toBe(1);
+  });
+});
