@@ -5,14 +5,16 @@
  * abandoned exports, failed writes and damaged bases.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StateMachine } from '../../../src/state/index.ts';
 import type { ClientSession, Command, KeyRow, SnapshotView } from '../../../src/state/index.ts';
+import { CorruptDataError, InvalidWriteError } from '../../../src/storage/index.ts';
 import type { NodeStorage, SnapshotContent, SnapshotKeyRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { commandArb } from '../state/arbitraries.ts';
-import { Harness } from '../state/helpers.ts';
+import { b, Harness } from '../state/helpers.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
 const scratch = useScratch();
@@ -237,5 +239,176 @@ describe('incremental snapshots from a state machine', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+/** A node with keys key:0..key:n-1 set, and a first (whole) snapshot of them. */
+async function filledNode(n: number, dir = scratch.dir()): Promise<{ node: Node; first: StoredSnapshot }> {
+  const node = new Node(scratch.open(dir, ALWAYS));
+  for (let i = 0; i < n; i++) node.apply({ op: 'set', key: `key:${i}`, value: b(`value ${i}`) });
+  const { file } = await node.snapshot({ incremental: true });
+  expect(node.storage.lastSnapshotWrite).toEqual({ incremental: false, changedKeys: null, wholeBecause: null });
+  return { node, first: file };
+}
+
+function files(storage: NodeStorage): string[] {
+  return fs.readdirSync(join(storage.dir, 'snapshots')).sort();
+}
+
+function editFile(path: string, sql: string): void {
+  const db = new Database(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+describe('incremental snapshot files', () => {
+  it('put the changed keys last, least recently changed first: the order a restore gives the LRU', async () => {
+    const { node, first } = await filledNode(10);
+    const baseOrder = [...scratch.track(node.storage.openSnapshot(first)).keys()].map((r) => r.key);
+    node.apply({ op: 'set', key: 'key:5', value: b('x') });
+    node.apply({ op: 'set', key: 'key:2', value: b('y') });
+    node.apply({ op: 'set', key: 'key:5', value: b('z') });
+    node.apply({ op: 'delete', keys: ['key:7'] });
+    node.apply({ op: 'set', key: 'new', value: b('n') });
+    const { file, expected } = await node.snapshot({ incremental: true });
+    expect(node.storage.lastSnapshotWrite).toEqual({ incremental: true, changedKeys: 4, wholeBecause: null });
+    const restored = await expectFileHolds(node.storage, file, expected);
+    const order = [...scratch.track(node.storage.openSnapshot(file)).keys()].map((r) => r.key);
+    const unchanged = baseOrder.filter((k) => !['key:2', 'key:5', 'key:7'].includes(k));
+    expect(order).toEqual([...unchanged, 'key:2', 'key:5', 'new']);
+    // Eviction candidates of a node restored from it: least recently written first, as on the node that wrote it.
+    expect(restored.evictionCandidates(Infinity).map((t) => t.key)).toEqual(order);
+  });
+
+  it('continue after a snapshot installed from the leader, with the installed file as the base', async () => {
+    const { node: leader, first } = await filledNode(30);
+    leader.apply({ op: 'hset', key: 'key:3', fields: [['f', b('1')]] }, null, 5);
+    leader.persistLog();
+    const { file: sent } = await leader.snapshot({ incremental: true });
+
+    const follower = scratch.open(scratch.dir(), { ...ALWAYS, nodeId: 'n2' });
+    const receiver = await follower.receiveSnapshot({ index: sent.index, term: sent.term });
+    for await (const chunk of leader.storage.snapshotChunks(sent)) await receiver.append(chunk, receiver.bytesReceived);
+    const received = await receiver.finish();
+    follower.persist({ snapshot: { file: received }, hardState: { term: 1, vote: '', commit: received.index } });
+    const node = new Node(follower, new Harness({}, restoreFrom(follower, received)));
+    expect(first.index).toBeLessThan(received.index);
+
+    for (const target of [leader, node]) {
+      target.apply({ op: 'set', key: 'key:1', value: b('both') }, null, 3);
+      target.apply({ op: 'delete', keys: ['key:2'] });
+    }
+    const { file, expected } = await node.snapshot({ incremental: true });
+    expect(follower.lastSnapshotWrite).toEqual({ incremental: true, changedKeys: 2, wholeBecause: null });
+    expect(expected.digest).toBe(leader.h.sm.digest());
+    await expectFileHolds(follower, file, expected);
+  });
+
+  it('a failed incremental write leaves no file behind, gives the changes back, and the next snapshot is whole', async () => {
+    const { node, first } = await filledNode(40);
+    for (let i = 0; i < 10; i++) node.apply({ op: 'set', key: `key:${i}`, value: b('changed') });
+    await expect(node.snapshot({ incremental: true, failAfterRows: 4 })).rejects.toThrow(/injected failure/);
+    expect(files(node.storage)).toEqual([basename(first.path)]);
+    expect(node.storage.latestSnapshot).toEqual(first);
+
+    const view = node.h.sm.exportRows();
+    expect(view.changes?.baseIndex).toBe(first.index);
+    expect([...(view.changes?.keys ?? [])].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `key:${i}`).sort());
+    view.close();
+
+    node.apply({ op: 'delete', keys: ['key:20'] });
+    const whole = await node.snapshot({ incremental: true });
+    expect(node.storage.lastSnapshotWrite).toMatchObject({ incremental: false, changedKeys: 11, wholeBecause: expect.stringMatching(/failed before/) as unknown });
+    await expectFileHolds(node.storage, whole.file, whole.expected);
+
+    node.apply({ op: 'set', key: 'key:20', value: b('back') });
+    const next = await node.snapshot({ incremental: true });
+    expect(node.storage.lastSnapshotWrite?.incremental).toBe(true);
+    await expectFileHolds(node.storage, next.file, next.expected);
+    expect(leftovers(node.storage)).toEqual([]);
+  });
+
+  it('a base that cannot be copied: the snapshot is written whole instead', async () => {
+    const { node, first } = await filledNode(20);
+    fs.rmSync(first.path);
+    node.apply({ op: 'set', key: 'key:1', value: b('changed') });
+    const { file, expected } = await node.snapshot({ incremental: true });
+    expect(node.storage.lastSnapshotWrite).toMatchObject({ incremental: false, wholeBecause: expect.stringMatching(/does not fit/) as unknown });
+    await expectFileHolds(node.storage, file, expected);
+  });
+
+  it('a base whose meta or schema is not what the changes start from is not used', async () => {
+    for (const [sql, reason] of [
+      ["UPDATE meta SET value = '0000000000000000' WHERE key = 'state_digest'", /meta 'state_digest' is 0000000000000000/],
+      ["UPDATE meta SET value = 'other' WHERE key = 'cluster_id'", /meta 'cluster_id' is other/],
+      ["CREATE TRIGGER sneaky AFTER DELETE ON keys BEGIN INSERT INTO meta VALUES ('x', 1); END", /schema is not the one this build writes/],
+    ] as const) {
+      const { node, first } = await filledNode(20);
+      editFile(first.path, sql);
+      node.apply({ op: 'set', key: 'key:1', value: b('changed') });
+      const { file, expected } = await node.snapshot({ incremental: true });
+      expect(node.storage.lastSnapshotWrite?.incremental, sql).toBe(false);
+      expect(node.storage.lastSnapshotWrite?.wholeBecause, sql).toMatch(reason);
+      await expectFileHolds(node.storage, file, expected);
+    }
+  });
+
+  it('a row damaged in the base stays detected in every file built on it', async () => {
+    for (const damaged of ['key:7', 'key:3']) {
+      const { node, first } = await filledNode(20);
+      // key:3 is also changed below: its damaged row is deleted, and the checksum that comes off is the wrong one.
+      editFile(first.path, `UPDATE keys SET value = x'00' WHERE key = '${damaged}'`);
+      node.apply({ op: 'set', key: 'key:3', value: b('changed') });
+      const { file } = await node.snapshot({ incremental: true });
+      expect(node.storage.lastSnapshotWrite?.incremental).toBe(true);
+      const reader = scratch.track(node.storage.openSnapshot(file));
+      expect(() => [...reader.keys()], damaged).toThrow(CorruptDataError);
+      expect(() => [...scratch.track(node.storage.openSnapshot(file)).keys()], damaged).toThrow(/table keys fails its checksum/);
+    }
+  });
+
+  it('writes whole when too much changed, or too many rows were replaced since the last whole write', async () => {
+    const dir = scratch.dir();
+    const { node } = await filledNode(20, dir);
+    node.storage.close();
+    // Reopened with the default limits: at most half the keys changed, and replaced rows up to the row count.
+    node.storage = scratch.open(dir, { create: false });
+    const round = async (keys: number): Promise<boolean> => {
+      for (let i = 0; i < keys; i++) node.apply({ op: 'set', key: `key:${i}`, value: b(`round ${node.h.index}`) });
+      const { file, expected } = await node.snapshot({ incremental: true });
+      await expectFileHolds(node.storage, file, expected);
+      return node.storage.lastSnapshotWrite?.incremental ?? false;
+    };
+    expect(await round(11)).toBe(false);
+    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/11 of the base's 20 keys changed/);
+    expect(await round(8)).toBe(true); // 8 replaced
+    expect(await round(8)).toBe(true); // 16 replaced
+    expect(await round(8)).toBe(false); // 24 > 20
+    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/16 of the base's 20 rows were replaced/);
+    expect(await round(8)).toBe(true);
+  });
+
+  it('refuses changed rows that do not fit the changed keys', async () => {
+    const row = (key: string): SnapshotKeyRow => ({ key, type: 'string', value: b('v'), expiresAtMs: null });
+    for (const [rows, message] of [
+      [[row('key:2')], /rows hold key 'key:2', which is not among the changed keys/],
+      [[row('key:1'), row('key:1')], /rows hold key 'key:1' more than once/],
+    ] as const) {
+      const { node, first } = await filledNode(5);
+      node.apply({ op: 'set', key: 'key:1', value: b('changed') });
+      node.persistLog();
+      const view = node.h.sm.exportRows();
+      const header = { index: view.lastAppliedIndex, term: 1, logTimeMs: view.logTimeMs, confState: CONF };
+      const content = { keys: [], sessions: [], stateDigest: view.digest, changes: { ...view.changes!, rows } };
+      const error: unknown = await node.storage.writeSnapshot(header, content).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidWriteError);
+      expect((error as Error).message).toMatch(message);
+      view.close();
+      expect(node.storage.latestSnapshot).toEqual(first);
+      expect(leftovers(node.storage)).toEqual([]);
+    }
   });
 });
