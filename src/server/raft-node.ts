@@ -565,12 +565,11 @@ export class RaftNode {
       }
       if (this.stopped) return;
       const meta = this.raft.compact(index, this.options.snapshotKeepEntries);
+      const how = this.storage.lastSnapshotWrite;
       this.options.metrics.snapshotsTaken++;
+      if (how?.incremental === true) this.options.metrics.snapshotsIncremental++;
       this.options.metrics.lastSnapshotBytes = file.sizeBytes;
-      this.logger.info(
-        { index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began, ...this.storage.lastSnapshotWrite },
-        'snapshot taken',
-      );
+      this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began, ...how }, 'snapshot taken');
       await this.compactStorage(index - this.options.snapshotKeepEntries);
     } finally {
       this.snapshotInProgress = false;

@@ -44,12 +44,15 @@ export const DEFAULT_RETAINED_SNAPSHOTS = 2;
 const SNAPSHOT_NAME = /^snapshot-\d{20}-\d+-[0-9a-f]{8}\.sqlite$/;
 
 /**
- * A snapshot is written as an update of the newest file while at most half
- * the keys changed since it, and until the rows replaced since that file was
- * written whole reach its row count (the file is then up to about twice its
- * size). Measured with `npm run bench -- storage` (BENCHMARKS.md).
+ * A snapshot is written as an update of the newest file while at most a
+ * fifth of its keys changed since it: a changed key costs SQLite about 4x
+ * what a key of a whole write costs (a random delete and an insert in two
+ * b-trees against an append), so past about a fifth writing whole is
+ * cheaper (`npm run bench -- storage`, BENCHMARKS.md). And until the rows
+ * replaced since the file was last written whole reach its row count: the
+ * holes they leave make the file up to about 1.4x its size.
  */
-export const DEFAULT_INCREMENTAL_LIMITS: IncrementalLimits = { maxChangedFraction: 0.5, maxReplacedFraction: 1 };
+export const DEFAULT_INCREMENTAL_LIMITS: IncrementalLimits = { maxChangedFraction: 0.2, maxReplacedFraction: 1 };
 
 /** How writeSnapshot wrote its file: as an update of the newest one (incremental), or whole and why. */
 export interface SnapshotWriteReport {

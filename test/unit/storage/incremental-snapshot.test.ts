@@ -372,9 +372,9 @@ describe('incremental snapshot files', () => {
 
   it('writes whole when too much changed, or too many rows were replaced since the last whole write', async () => {
     const dir = scratch.dir();
-    const { node } = await filledNode(20, dir);
+    const { node } = await filledNode(40, dir);
     node.storage.close();
-    // Reopened with the default limits: at most half the keys changed, and replaced rows up to the row count.
+    // Reopened with the default limits: at most a fifth of the keys changed, and replaced rows up to the row count.
     node.storage = scratch.open(dir, { create: false });
     const round = async (keys: number): Promise<boolean> => {
       for (let i = 0; i < keys; i++) node.apply({ op: 'set', key: `key:${i}`, value: b(`round ${node.h.index}`) });
@@ -382,12 +382,11 @@ describe('incremental snapshot files', () => {
       await expectFileHolds(node.storage, file, expected);
       return node.storage.lastSnapshotWrite?.incremental ?? false;
     };
-    expect(await round(11)).toBe(false);
-    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/11 of the base's 20 keys changed/);
-    expect(await round(8)).toBe(true); // 8 replaced
-    expect(await round(8)).toBe(true); // 16 replaced
-    expect(await round(8)).toBe(false); // 24 > 20
-    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/16 of the base's 20 rows were replaced/);
+    expect(await round(9)).toBe(false);
+    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/9 of the base's 40 keys changed/);
+    for (let replaced = 8; replaced <= 40; replaced += 8) expect(await round(8), `${replaced} replaced`).toBe(true);
+    expect(await round(8)).toBe(false);
+    expect(node.storage.lastSnapshotWrite?.wholeBecause).toMatch(/40 of the base's 40 rows were replaced/);
     expect(await round(8)).toBe(true);
   });
 
