@@ -29,6 +29,13 @@ import { KEY_OVERHEAD_BYTES } from './memory.ts';
 import type { KeyRow } from './rows.ts';
 import { BUCKET_COUNT, compareScanOrder, ScanIndex, scanHash } from './scan-index.ts';
 
+/**
+ * Past this many changed keys, and more than half of those stored, the change
+ * set is dropped: the next snapshot is written whole anyway (storage does so
+ * past a fifth), and a bulk load need not hold a set of every key it wrote.
+ */
+const CHANGE_SET_MIN_KEYS = 4096;
+
 interface UndoRecord {
   readonly value: StoredValue;
   readonly expiresAtMs: number;
@@ -322,6 +329,7 @@ export class Keyspace {
     // Delete, then add: the set stays in order of each key's latest change, which is the order an incremental snapshot appends rows in.
     changed.delete(key);
     changed.add(key);
+    if (changed.size > CHANGE_SET_MIN_KEYS && changed.size * 2 > this.map.size) this.changedSinceBase = null;
   }
 
   // --- Incremental snapshots -------------------------------------------------

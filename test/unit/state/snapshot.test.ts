@@ -177,6 +177,19 @@ describe('changes since the base snapshot (incremental snapshots)', () => {
     expect(keysOf(h.sm.exportRows()).sort()).toEqual(['k2', 'k3', 'k4', 'k9']);
   });
 
+  it('are dropped once more than half the keys changed: the next snapshot is whole anyway', () => {
+    const h = filled(6000);
+    const base = h.sm.exportRows();
+    base.stored();
+    base.close();
+    for (let i = 0; i < 3000; i++) h.ok({ op: 'set', key: `k${i}`, value: b('changed') }, 'set');
+    const some = h.sm.exportRows();
+    expect(some.changes?.keys.size).toBe(3000);
+    some.close();
+    for (let i = 0; i < 7000; i++) h.ok({ op: 'set', key: `new${i}`, value: b('bulk') }, 'set');
+    expect(h.sm.exportRows().changes).toBeNull();
+  });
+
   it('are dropped by Clear: the next snapshot is whole', () => {
     const h = filled(3);
     const base = h.sm.exportRows();
