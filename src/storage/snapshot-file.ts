@@ -137,7 +137,12 @@ export const REPLACED_ROWS_META = 'replaced_rows';
 
 /** Pragmas for filling a temp file: no journal and no syncs, since a crash leaves a .tmp that is never used, and durability comes from the fsync before the rename. */
 export function setTempFilePragmas(db: Db): void {
-  db.pragma('journal_mode = OFF');
+  // better-sqlite3 opens in SQLite's defensive mode, which ignores journal_mode = OFF without an error:
+  // a file updated in place would then copy every page it changes into a rollback journal first.
+  db.unsafeMode(true);
+  const mode = db.pragma('journal_mode = OFF', { simple: true });
+  db.unsafeMode(false);
+  if (mode !== 'off') throw new Error(`SQLite kept journal_mode ${String(mode)} for a snapshot's temp file`);
   db.pragma('synchronous = OFF');
   db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('cache_size = -65536');

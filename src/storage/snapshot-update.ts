@@ -57,6 +57,9 @@ export class IncrementalDeclinedError extends StorageError {
   readonly code = 'STORAGE_INCREMENTAL_DECLINED';
 }
 
+/** SQLite's page cache while updating, KiB (a whole write uses 64 MiB). */
+const UPDATE_CACHE_KIB = 16384;
+
 /** When an incremental write is worth it, as fractions of the base's key rows. */
 export interface IncrementalLimits {
   /** Most keys changed since the base, e.g. 0.5: beyond it a whole write is cheaper. */
@@ -112,18 +115,29 @@ export async function updateSnapshotFile(
       await fs.promises.copyFile(basePath, tmp, fs.constants.COPYFILE_FICLONE);
       db = new Database(tmp);
       setTempFilePragmas(db);
+      // A small cache: dirty pages spill to the file between time slices instead of all at COMMIT, in one piece.
+      db.pragma(`cache_size = -${UPDATE_CACHE_KIB}`);
       db.exec('BEGIN');
-      const deleteKey = db.prepare<[string]>('DELETE FROM keys WHERE key = ? RETURNING type, value, expires_at_ms').raw();
+      // Rows are deleted in rowid order: each page of the table is read and written once, and the
+      // key index, which the deletes walk at random, is small enough to stay in the cache.
+      const findKey = db.prepare<[string]>('SELECT rowid FROM keys WHERE key = ?').pluck();
+      const found = new Float64Array(changes.keys.size);
+      let count = 0;
       for (const key of changes.keys) {
-        const old = withCorruptionMapped(basePath, () => deleteKey.get(key)) as [unknown, unknown, unknown] | undefined;
-        if (old !== undefined) {
-          const [type, value, expiresAtMs] = old;
-          if (!isKeyType(type) || !(value instanceof Uint8Array) || (expiresAtMs !== null && !isCount(expiresAtMs))) {
-            throw new CorruptDataError(basePath, `key row '${key}' has invalid fields`);
-          }
-          digests.keys.remove(hasher.key(key, type, value, expiresAtMs));
-          replaced++;
+        const rowid = withCorruptionMapped(basePath, () => findKey.get(key)) as number | undefined;
+        if (rowid !== undefined) found[count++] = rowid;
+        if (slice.spent()) await slice.yield();
+      }
+      // A typed array sorts numerically in native code: several times faster than Array#sort with a comparator.
+      const rowids = found.subarray(0, count).sort();
+      const deleteRow = db.prepare<[number]>('DELETE FROM keys WHERE rowid = ? RETURNING key, type, value, expires_at_ms').raw();
+      for (const rowid of rowids) {
+        const [key, type, value, expiresAtMs] = withCorruptionMapped(basePath, () => deleteRow.get(rowid)) as [unknown, unknown, unknown, unknown];
+        if (typeof key !== 'string' || !isKeyType(type) || !(value instanceof Uint8Array) || (expiresAtMs !== null && !isCount(expiresAtMs))) {
+          throw new CorruptDataError(basePath, `key row '${String(key)}' has invalid fields`);
         }
+        digests.keys.remove(hasher.key(key, type, value, expiresAtMs));
+        replaced++;
         if (slice.spent()) await slice.yield();
       }
     } catch (error) {

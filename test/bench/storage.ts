@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- storage [--seconds 3] [--keys 1000000] [--dir /path/on/the/disk/to/measure]`
+ * `npm run bench -- storage [--seconds 3] [--keys 1000000] [--value-bytes 32] [--dir /path/on/the/disk/to/measure]`
  *
  * Log appends per second (synchronous=FULL, one transaction per batch, as a
  * node persists one Ready), and a snapshot of many keys: write, restore,
@@ -28,13 +28,15 @@ export async function run(argv: string[]): Promise<void> {
     options: {
       seconds: { type: 'string', default: '3' },
       keys: { type: 'string', default: '1000000' },
+      'value-bytes': { type: 'string', default: '32' },
       dir: { type: 'string', default: tmpdir() },
     },
   });
   const seconds = Number(values.seconds);
   const keyCount = Number(values.keys);
-  if (!(seconds > 0) || !Number.isSafeInteger(keyCount) || keyCount < 1) {
-    throw new Error('usage: npm run bench -- storage [--seconds N] [--keys N] [--dir PATH]');
+  const valueBytes = Number(values['value-bytes']);
+  if (!(seconds > 0) || !Number.isSafeInteger(keyCount) || keyCount < 1 || !Number.isSafeInteger(valueBytes) || valueBytes < 0) {
+    throw new Error('usage: npm run bench -- storage [--seconds N] [--keys N] [--value-bytes N] [--dir PATH]');
   }
   const parent = resolve(values.dir);
   const root = fs.mkdtempSync(join(parent, 'qkv-bench-storage-'));
@@ -46,8 +48,8 @@ export async function run(argv: string[]): Promise<void> {
     console.log(`log appends, 256-byte entries, synchronous=FULL, ${seconds} s each`);
     for (const batch of [1, 100]) appendBench(join(root, `append-${batch}`), batch, seconds);
 
-    console.log(`\nsnapshot of ${keyCount.toLocaleString('en')} keys (32-byte values, 1 in 4 with a TTL)`);
-    await snapshotBench(join(root, 'snapshot'), keyCount);
+    console.log(`\nsnapshot of ${keyCount.toLocaleString('en')} keys (${valueBytes}-byte values, 1 in 4 with a TTL)`);
+    await snapshotBench(join(root, 'snapshot'), keyCount, valueBytes);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -98,7 +100,7 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; ms: numbe
   return { result, ms, cpuMs: (used.user + used.system) / 1000, maxStallMs: loop.max / 1e6 };
 }
 
-async function snapshotBench(dir: string, keyCount: number): Promise<void> {
+async function snapshotBench(dir: string, keyCount: number, valueBytes: number): Promise<void> {
   // Incremental writes up to half the keys, however often: the defaults would write some of these whole.
   const storage = NodeStorage.open(dir, {
     clusterId: 'bench',
@@ -113,7 +115,7 @@ async function snapshotBench(dir: string, keyCount: number): Promise<void> {
     const keyOf = (i: number): string => `user:${(i * 2654435761) % 4294967296}`;
     function* keys(): Generator<SnapshotKeyRow> {
       for (let i = 0; i < keyCount; i++) {
-        yield { key: keyOf(i), type: 'string', value: new Uint8Array(32).fill(i & 0xff), expiresAtMs: i % 4 === 0 ? 1_700_000_000_000 + i : null };
+        yield { key: keyOf(i), type: 'string', value: new Uint8Array(valueBytes).fill(i & 0xff), expiresAtMs: i % 4 === 0 ? 1_700_000_000_000 + i : null };
       }
     }
 
@@ -161,7 +163,7 @@ async function snapshotBench(dir: string, keyCount: number): Promise<void> {
       const changed = new Set<string>();
       while (changed.size < Math.round(share * keyCount)) changed.add(keyOf(random(keyCount)));
       function* rows(): Generator<SnapshotKeyRow> {
-        for (const key of changed) yield { key, type: 'string', value: new Uint8Array(32).fill(index), expiresAtMs: null };
+        for (const key of changed) yield { key, type: 'string', value: new Uint8Array(valueBytes).fill(index), expiresAtMs: null };
       }
       const run = await measured(() =>
         storage.writeSnapshot(

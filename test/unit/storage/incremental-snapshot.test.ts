@@ -283,6 +283,16 @@ describe('incremental snapshot files', () => {
     expect(restored.evictionCandidates(Infinity).map((t) => t.key)).toEqual(order);
   });
 
+  it('update their copy of the base without a rollback journal (a journal would hold every page changed)', async () => {
+    const { node } = await filledNode(30);
+    for (let i = 0; i < 6; i++) node.apply({ op: 'set', key: `key:${i}`, value: b('changed') });
+    const seen: string[] = [];
+    await node.snapshot({ incremental: true, during: () => seen.push(...files(node.storage)) });
+    expect(node.storage.lastSnapshotWrite?.incremental).toBe(true);
+    expect(seen.some((name) => name.endsWith('.tmp'))).toBe(true);
+    expect(seen.filter((name) => name.endsWith('-journal'))).toEqual([]);
+  });
+
   it('continue after a snapshot installed from the leader, with the installed file as the base', async () => {
     const { node: leader, first } = await filledNode(30);
     leader.apply({ op: 'hset', key: 'key:3', fields: [['f', b('1')]] }, null, 5);
