@@ -360,11 +360,13 @@ export class Keyspace {
       this.changedSinceBase = null;
       return;
     }
+    // A new set: the writer of the failed export may still hold `taken`.
+    const merged = new Set(taken);
     for (const key of since) {
-      taken.delete(key);
-      taken.add(key);
+      merged.delete(key);
+      merged.add(key);
     }
-    this.changedSinceBase = taken;
+    this.changedSinceBase = merged;
   }
 
   // --- Snapshots -----------------------------------------------------------

@@ -62,7 +62,7 @@ const UPDATE_CACHE_KIB = 16384;
 
 /** When an incremental write is worth it, as fractions of the base's key rows. */
 export interface IncrementalLimits {
-  /** Most keys changed since the base, e.g. 0.5: beyond it a whole write is cheaper. */
+  /** Most keys changed since the base, e.g. 0.2: beyond it a whole write is cheaper. */
   readonly maxChangedFraction: number;
   /** Most rows replaced since the file was last written whole (holes it may hold), e.g. 1. */
   readonly maxReplacedFraction: number;
@@ -152,7 +152,7 @@ export async function updateSnapshotFile(
       checkKeyRow(row);
       if (!changes.keys.has(row.key)) throw new InvalidWriteError(`the changed rows hold key '${row.key}', which is not among the changed keys`);
       try {
-        insertKey.run(row.key, row.type, row.value, row.expiresAtMs);
+        withCorruptionMapped(basePath, () => insertKey.run(row.key, row.type, row.value, row.expiresAtMs));
       } catch (error) {
         if (sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE') throw new InvalidWriteError(`the changed rows hold key '${row.key}' more than once`, { cause: error });
         throw error;
