@@ -55,6 +55,7 @@ export class Metrics {
   proposalsFailed = 0;
   entriesApplied = 0;
   snapshotsTaken = 0;
+  snapshotsIncremental = 0;
   lastSnapshotBytes = 0;
   snapshotsInstalled = 0;
   keysExpired = 0;
@@ -100,6 +101,7 @@ export class Metrics {
     counter('quorumkv_proposals_failed_total', 'Proposals that did not commit (leadership lost, timeout).', this.proposalsFailed);
     counter('quorumkv_entries_applied_total', 'Log entries applied.', this.entriesApplied);
     counter('quorumkv_snapshots_taken_total', 'Snapshots written by this node.', this.snapshotsTaken);
+    counter('quorumkv_snapshots_incremental_total', 'Snapshots written as a copy of the previous file with the changed keys rewritten.', this.snapshotsIncremental);
     gauge('quorumkv_snapshot_last_size_bytes', 'Size of the latest snapshot file written.', this.lastSnapshotBytes);
     counter('quorumkv_snapshots_installed_total', 'Snapshots installed from the leader.', this.snapshotsInstalled);
     counter('quorumkv_keys_expired_total', 'Keys removed by TTL sweeps.', this.keysExpired);

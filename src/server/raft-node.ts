@@ -576,16 +576,26 @@ export class RaftNode {
       try {
         file = await this.storage.writeSnapshot(
           { index, term: this.termAt(index), confState: this.raft.membership, logTimeMs: view.logTimeMs },
-          { keys: view.keyRows, sessions: view.sessionRows, stateDigest: view.digest },
+          {
+            keys: view.keyRows,
+            sessions: view.sessionRows,
+            stateDigest: view.digest,
+            keyCount: view.keyCount,
+            ...(view.changes === null ? {} : { changes: view.changes }),
+          },
         );
+        // The next snapshot's changes are counted from this one.
+        view.stored();
       } finally {
         view.close();
       }
       if (this.stopped) return;
       const meta = this.raft.compact(index, this.options.snapshotKeepEntries);
+      const how = this.storage.lastSnapshotWrite;
       this.options.metrics.snapshotsTaken++;
+      if (how?.incremental === true) this.options.metrics.snapshotsIncremental++;
       this.options.metrics.lastSnapshotBytes = file.sizeBytes;
-      this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began }, 'snapshot taken');
+      this.logger.info({ index: meta.index, bytes: file.sizeBytes, ms: this.options.now() - began, ...how }, 'snapshot taken');
       await this.compactStorage(index - this.options.snapshotKeepEntries);
     } finally {
       this.snapshotInProgress = false;

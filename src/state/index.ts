@@ -3,7 +3,7 @@
  * the modules behind it.
  */
 export { StateMachine } from './state-machine.ts';
-export type { ReadOptions, SnapshotSource, SnapshotView, StateRestore, StateStats } from './state-machine.ts';
+export type { ReadOptions, SnapshotChanges, SnapshotSource, SnapshotView, StateRestore, StateStats } from './state-machine.ts';
 export { DEFAULT_STATE_CONFIG, resolveConfig } from './config.ts';
 export type { EvictionPolicy, StateMachineConfig } from './config.ts';
 export { decodeCommand, decodeEntry, encodeCommand, encodeEntry, FORMAT_V1, OPCODES } from './command-codec.ts';

@@ -8,7 +8,9 @@
  * - a Txn's undo log, which records a key's state before the Txn first
  *   changes it, so a failed Txn can be rolled back whole;
  * - an open snapshot's copy-on-write, which saves a key's row before the first
- *   change after the snapshot was opened, unless the snapshot already has it.
+ *   change after the snapshot was opened, unless the snapshot already has it;
+ * - the change set of incremental snapshots: the keys changed since the base
+ *   snapshot, so that the next snapshot file rewrites only their rows.
  *
  * Expiry is not acted on here: an expired key stays stored (and in the
  * digest) until a write meets it or an expireSweep entry deletes it, the same
@@ -27,6 +29,13 @@ import { KEY_OVERHEAD_BYTES } from './memory.ts';
 import type { KeyRow } from './rows.ts';
 import { BUCKET_COUNT, compareScanOrder, ScanIndex, scanHash } from './scan-index.ts';
 
+/**
+ * Past this many changed keys, and more than half of those stored, the change
+ * set is dropped: the next snapshot is written whole anyway (storage does so
+ * past a fifth), and a bulk load need not hold a set of every key it wrote.
+ */
+const CHANGE_SET_MIN_KEYS = 4096;
+
 interface UndoRecord {
   readonly value: StoredValue;
   readonly expiresAtMs: number;
@@ -36,6 +45,8 @@ interface UndoRecord {
 class Capture {
   readonly saved: KeyRow[] = [];
   open = true;
+  /** Once an incremental export is iterating: the only keys whose old rows copy-on-write must save. */
+  only: ReadonlySet<string> | null = null;
   constructor(readonly epoch: number) {}
 }
 
@@ -70,6 +81,12 @@ export class Keyspace {
   /** Keys changed since the last takeChangedKeys(), when tracking is on (for Watch). */
   private changed: string[] | null = null;
   private changedAtUndo = 0;
+  /**
+   * Keys created, changed or removed since the base snapshot (see
+   * takeChangedSinceBase), least recently changed first; null when there is
+   * no base, so the next snapshot must be written whole.
+   */
+  private changedSinceBase: Set<string> | null = null;
 
   /** Starts (or stops) recording which keys each change touches. */
   trackChanges(enabled: boolean): void {
@@ -112,6 +129,7 @@ export class Keyspace {
   create(key: string, keyBytes: number, value: StoredValue, expiresAtMs: number): KeyEntry {
     this.recordUndo(key, undefined);
     this.changed?.push(key);
+    this.noteChangedSinceBase(key);
     keyHash(key);
     const e = new KeyEntry(key, lanes[0] as number, lanes[1] as number, value, expiresAtMs);
     if (this.capture !== null) e.snapMark = this.capture.epoch; // not part of the open snapshot
@@ -208,6 +226,8 @@ export class Keyspace {
   /** Removes every key; returns how many were stored. */
   clear(): number {
     const n = this.map.size;
+    // Rewriting every row of the base costs more than writing the (now empty) snapshot whole.
+    this.changedSinceBase = null;
     if (this.changed !== null) for (const key of this.map.keys()) this.changed.push(key);
     if (this.undo !== null || this.capture !== null) {
       // Observers need each key's old state: go key by key.
@@ -294,12 +314,59 @@ export class Keyspace {
 
   private beforeChange(e: KeyEntry): void {
     this.changed?.push(e.key);
+    this.noteChangedSinceBase(e.key);
     if (this.undo !== null) this.recordUndo(e.key, e);
     const capture = this.capture;
     if (capture !== null && e.snapMark !== capture.epoch) {
-      capture.saved.push(toKeyRow(e));
+      if (capture.only === null || capture.only.has(e.key)) capture.saved.push(toKeyRow(e));
       e.snapMark = capture.epoch;
     }
+  }
+
+  private noteChangedSinceBase(key: string): void {
+    const changed = this.changedSinceBase;
+    if (changed === null) return;
+    // Delete, then add: the set stays in order of each key's latest change, which is the order an incremental snapshot appends rows in.
+    changed.delete(key);
+    changed.add(key);
+    if (changed.size > CHANGE_SET_MIN_KEYS && changed.size * 2 > this.map.size) this.changedSinceBase = null;
+  }
+
+  // --- Incremental snapshots -------------------------------------------------
+
+  /**
+   * Makes the current state the base: the change set starts empty. For a
+   * keyspace just restored from a snapshot file, whose rows are that state.
+   */
+  resetChangedSinceBase(): void {
+    this.changedSinceBase = new Set();
+  }
+
+  /**
+   * Hands over the keys changed since the base (null when there is none) and
+   * starts an empty set: called as an export opens, whose state becomes the
+   * next base once its file is stored.
+   */
+  takeChangedSinceBase(): Set<string> | null {
+    const taken = this.changedSinceBase;
+    this.changedSinceBase = new Set();
+    return taken;
+  }
+
+  /** Puts back a set taken for an export that was not stored: the base is still the one before it. */
+  returnChangedSinceBase(taken: Set<string> | null): void {
+    const since = this.changedSinceBase;
+    if (taken === null || since === null) {
+      this.changedSinceBase = null;
+      return;
+    }
+    // A new set: the writer of the failed export may still hold `taken`.
+    const merged = new Set(taken);
+    for (const key of since) {
+      merged.delete(key);
+      merged.add(key);
+    }
+    this.changedSinceBase = merged;
   }
 
   // --- Snapshots -----------------------------------------------------------
@@ -342,6 +409,34 @@ export class Keyspace {
       for (const row of capture.saved) {
         if (!capture.open) throw new Error('snapshot was closed: a newer one was opened, or close() was called');
         yield row;
+      }
+    } finally {
+      this.closeSnapshot(capture);
+    }
+  }
+
+  /**
+   * For an incremental snapshot: the rows as of openSnapshot() of those of
+   * `keys` that existed then, least recently changed first (`keys`' order),
+   * then those saved by copy-on-write. Use either this or snapshotRows(), not
+   * both: each marks the entries it has yielded.
+   */
+  *changedRows(capture: Capture, keys: ReadonlySet<string>): Generator<KeyRow, void, undefined> {
+    // From here on copy-on-write need only save these keys' rows.
+    capture.only = keys;
+    try {
+      for (const key of keys) {
+        if (!capture.open) throw new Error('snapshot was closed: a newer one was opened, or close() was called');
+        const e = this.map.get(key);
+        // Absent then (or created since, which marks it): the snapshot has no row for it.
+        if (e === undefined || e.snapMark === capture.epoch) continue;
+        e.snapMark = capture.epoch;
+        yield toKeyRow(e);
+      }
+      for (const row of capture.saved) {
+        if (!capture.open) throw new Error('snapshot was closed: a newer one was opened, or close() was called');
+        // Saved before `only` was set, rows of unchanged keys too: the base already has those.
+        if (keys.has(row.key)) yield row;
       }
     } finally {
       this.closeSnapshot(capture);

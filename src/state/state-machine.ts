@@ -15,6 +15,12 @@
  * pick eviction candidates it then proposes as an 'evict' entry; replicas
  * delete exactly what that entry names, so they never need the same order.
  * After a restore, recency is the snapshot's row order.
+ *
+ * Incremental snapshots: the state machine tracks which keys changed since its
+ * base, the state of the newest snapshot it knows to be stored (the one it was
+ * restored from, or its last export whose file was stored). An export hands
+ * those keys over (SnapshotView.changes), and the writer updates a copy of the
+ * base file instead of writing every key.
  */
 import { decodeEntry } from './command-codec.ts';
 import type { EntryPayload } from './command-codec.ts';
@@ -47,8 +53,30 @@ export interface SnapshotView {
   /** Single use. Iterate at leisure: apply may run between steps without changing what it yields. */
   readonly keyRows: IterableIterator<KeyRow>;
   readonly sessionRows: readonly SessionRow[];
-  /** Stops copy-on-write early if the rows will not be read to the end. */
+  /** What changed since the base snapshot; null when there is no base. Iterate either its rows or keyRows, not both. */
+  readonly changes: SnapshotChanges | null;
+  /** The file of this export is stored: it is the base of the next one. Call before close(). */
+  stored(): void;
+  /** Stops copy-on-write early if the rows will not be read to the end; without stored(), the base stays the previous one. */
   close(): void;
+}
+
+/** The keys changed between the base snapshot and an export, and their rows as of the export. */
+export interface SnapshotChanges {
+  /** The base: its applied index and digest(). */
+  readonly baseIndex: number;
+  readonly baseDigest: string;
+  /** Every key created, changed or removed since the base (possibly a few more), least recently changed first. */
+  readonly keys: ReadonlySet<string>;
+  /** Single use, point in time like keyRows: the rows of those keys that exist in the export. */
+  readonly rows: IterableIterator<KeyRow>;
+}
+
+/** The state an export captured, and the change set it took from the keyspace. */
+interface PendingExport {
+  readonly index: number;
+  readonly digest: string;
+  readonly taken: Set<string> | null;
 }
 
 /** What StateMachine.fromRows rebuilds from; a SnapshotView is one. */
@@ -95,6 +123,10 @@ export class StateMachine {
   private readonly executor: Executor;
   private applied = 0;
   private logTime = 0;
+  /** The state of the newest stored snapshot that changedSinceBase is relative to; null when none. */
+  private base: { readonly index: number; readonly digest: string } | null = null;
+  /** The open export, until stored() or close(). */
+  private pendingExport: PendingExport | null = null;
 
   constructor(config: Partial<StateMachineConfig> = {}) {
     this.config = resolveConfig(config);
@@ -242,17 +274,39 @@ export class StateMachine {
    * the walk reaches it. One export at a time: a new one closes the previous.
    */
   exportRows(): SnapshotView {
+    // An earlier export still open was not stored (as far as we know): its keys go back.
+    if (this.pendingExport !== null) this.settleExport(this.pendingExport, false);
     const capture = this.keys.openSnapshot();
     const keys = this.keys;
+    const pending: PendingExport = { index: this.applied, digest: this.digest(), taken: keys.takeChangedSinceBase() };
+    this.pendingExport = pending;
+    const base = this.base;
+    const taken = pending.taken;
     return {
       lastAppliedIndex: this.applied,
       logTimeMs: this.logTime,
-      digest: this.digest(),
+      digest: pending.digest,
       keyCount: this.keys.storedCount,
       keyRows: keys.snapshotRows(capture),
       sessionRows: this.sessions.rows(),
-      close: () => keys.closeSnapshot(capture),
+      changes:
+        base === null || taken === null
+          ? null
+          : { baseIndex: base.index, baseDigest: base.digest, keys: taken, rows: keys.changedRows(capture, taken) },
+      stored: () => this.settleExport(pending, true),
+      close: () => {
+        keys.closeSnapshot(capture);
+        this.settleExport(pending, false);
+      },
     };
+  }
+
+  /** Ends an export: stored, it becomes the base; otherwise its taken keys go back. A no-op for one already settled. */
+  private settleExport(pending: PendingExport, stored: boolean): void {
+    if (this.pendingExport !== pending) return;
+    this.pendingExport = null;
+    if (stored) this.base = { index: pending.index, digest: pending.digest };
+    else this.keys.returnChangedSinceBase(pending.taken);
   }
 
   /** Rebuilds a state machine from exported rows; throws CodecError on rows that cannot be state. */
@@ -300,9 +354,16 @@ export class StateMachine {
       finish() {
         sm.applied = position.lastAppliedIndex;
         sm.logTime = position.logTimeMs;
+        sm.becomeBase();
         return sm;
       },
     };
+  }
+
+  /** Rebuilt from a snapshot's rows: that snapshot is the base of incremental ones. */
+  private becomeBase(): void {
+    this.base = { index: this.applied, digest: this.digest() };
+    this.keys.resetChangedSinceBase();
   }
 
   private checkIndex(index: number): void {

@@ -1,6 +1,7 @@
 /** The storage layer's public surface: import from here, not from the modules behind it. */
-export { NodeStorage, DEFAULT_RETAINED_SNAPSHOTS } from './node-storage.ts';
-export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall } from './node-storage.ts';
+export { NodeStorage, DEFAULT_INCREMENTAL_LIMITS, DEFAULT_RETAINED_SNAPSHOTS } from './node-storage.ts';
+export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall, SnapshotWriteReport } from './node-storage.ts';
+export type { IncrementalLimits } from './snapshot-update.ts';
 export { SnapshotFileReader, SNAPSHOT_FORMAT_VERSION } from './snapshot-file.ts';
 export { forEachPackedKeyRow } from './packed-key-rows.ts';
 export type { PackedKeyRows, PackedKeyRowVisitor } from './packed-key-rows.ts';
@@ -24,6 +25,7 @@ export type {
   SnapshotContent,
   SnapshotFileInfo,
   SnapshotHeader,
+  SnapshotKeyChanges,
   SnapshotKeyRow,
   SnapshotSessionRow,
   StoredSnapshot,

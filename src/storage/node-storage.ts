@@ -29,6 +29,8 @@ import type { SnapshotRecord } from './snapshot-catalog.ts';
 import { SnapshotFileReader, fileSize, writeSnapshotFile } from './snapshot-file.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { readSnapshotRowsInWorker } from './snapshot-read-thread.ts';
+import { IncrementalDeclinedError, updateSnapshotFile } from './snapshot-update.ts';
+import type { IncrementalLimits } from './snapshot-update.ts';
 import { SnapshotReceiver, readFileChunks } from './snapshot-transfer.ts';
 import { WalSync } from './wal-sync.ts';
 import { withCorruptionMapped } from './sqlite.ts';
@@ -43,6 +45,26 @@ export const DEFAULT_RETAINED_SNAPSHOTS = 2;
 
 const SNAPSHOT_NAME = /^snapshot-\d{20}-\d+-[0-9a-f]{8}\.sqlite$/;
 
+/**
+ * A snapshot is written as an update of the newest file while at most a
+ * fifth of its keys changed since it: a changed key costs SQLite about 4x
+ * what a key of a whole write costs (a random delete and an insert in two
+ * b-trees against an append), so past about a fifth writing whole is
+ * cheaper (`npm run bench -- storage`, BENCHMARKS.md). And until the rows
+ * replaced since the file was last written whole reach its row count: the
+ * holes they leave make the file up to about 1.4x its size.
+ */
+export const DEFAULT_INCREMENTAL_LIMITS: IncrementalLimits = { maxChangedFraction: 0.2, maxReplacedFraction: 1 };
+
+/** How writeSnapshot wrote its file: as an update of the newest one (incremental), or whole and why. */
+export interface SnapshotWriteReport {
+  readonly incremental: boolean;
+  /** Keys changed since the base, when the content said. */
+  readonly changedKeys: number | null;
+  /** Why an incremental write was not possible; null when it was, or was not offered. */
+  readonly wholeBecause: string | null;
+}
+
 export interface OpenOptions {
   /** Chosen at bootstrap; a data dir of another cluster is refused. */
   readonly clusterId: string;
@@ -51,6 +73,8 @@ export interface OpenOptions {
   readonly create: boolean;
   /** Snapshot files to keep, newest first (at least 1; default 2). */
   readonly retainSnapshots?: number;
+  /** When a snapshot is written as an update of the newest file; default DEFAULT_INCREMENTAL_LIMITS. */
+  readonly incrementalLimits?: IncrementalLimits;
 }
 
 /** What a node restarts from. */
@@ -104,6 +128,10 @@ export class NodeStorage {
   private readonly dbFile: string;
   private readonly snapshotDir: string;
   private readonly retainSnapshots: number;
+  private readonly incrementalLimits: IncrementalLimits;
+  /** A snapshot file an incremental write failed on (after consuming rows): the next write is whole. */
+  private failedBase: string | null = null;
+  private lastWrite: SnapshotWriteReport | null = null;
   private readonly log: LogStore;
   private readonly hardStates: HardStateStore;
   private readonly catalog: SnapshotCatalog;
@@ -128,6 +156,7 @@ export class NodeStorage {
     this.dbFile = join(dir, NODE_DB_FILE);
     this.snapshotDir = join(dir, SNAPSHOTS_DIR);
     this.retainSnapshots = options.retainSnapshots ?? DEFAULT_RETAINED_SNAPSHOTS;
+    this.incrementalLimits = options.incrementalLimits ?? DEFAULT_INCREMENTAL_LIMITS;
     this.log = new LogStore(db, this.dbFile);
     this.hardStates = new HardStateStore(db, this.dbFile);
     this.catalog = new SnapshotCatalog(db, this.dbFile);
@@ -183,6 +212,11 @@ export class NodeStorage {
   get latestSnapshot(): StoredSnapshot | null {
     const latest = this.snapshots[0];
     return latest === undefined ? null : this.toStored(latest);
+  }
+
+  /** How the last writeSnapshot() wrote its file; null before any. */
+  get lastSnapshotWrite(): SnapshotWriteReport | null {
+    return this.lastWrite;
   }
 
   /** Index of the first stored entry, or null when the log is empty. */
@@ -388,6 +422,10 @@ export class NodeStorage {
    * files beyond the retention count are deleted. Rows are drained with
    * periodic yields to the event loop, so the node keeps running: `content`
    * must iterate a point-in-time view. Compact the log separately.
+   *
+   * With `content.changes` whose base is the newest snapshot file, the file
+   * is written as an update of a copy of that one (snapshot-update.ts),
+   * unless too much changed or the base does not serve; lastSnapshotWrite says which.
    */
   async writeSnapshot(header: SnapshotHeader, content: SnapshotContent): Promise<StoredSnapshot> {
     this.assertOpen();
@@ -401,7 +439,7 @@ export class NodeStorage {
       throw new InvalidWriteError(`snapshot at index ${header.index} says term ${header.term}, but the log has term ${termThere} there`);
     }
     const path = join(this.snapshotDir, snapshotFileName(header.index, header.term));
-    await writeSnapshotFile(path, header, content, { clusterId: this.clusterId, nodeId: this.nodeId });
+    this.lastWrite = await this.writeSnapshotFile(path, header, content);
     if (this.closed) {
       removeIfPresent(path);
       throw new StorageClosedError(this.dir);
@@ -420,6 +458,34 @@ export class NodeStorage {
     this.snapshots = kept;
     this.removeFiles(pruned);
     return this.toStored(record);
+  }
+
+  /** Writes the file: incrementally when the changes start from the newest file and that serves, else whole. */
+  private async writeSnapshotFile(path: string, header: SnapshotHeader, content: SnapshotContent): Promise<SnapshotWriteReport> {
+    const identity = { clusterId: this.clusterId, nodeId: this.nodeId };
+    const changes = content.changes;
+    const base = this.snapshots[0];
+    let wholeBecause: string | null = null;
+    if (changes === undefined) {
+      // Nothing to update from: written whole.
+    } else if (base === undefined || base.index !== changes.baseIndex) {
+      wholeBecause = `the changes start from index ${changes.baseIndex}, the newest snapshot is at ${base?.index ?? 'none'}`;
+    } else if (base.file === this.failedBase) {
+      wholeBecause = `an incremental write from ${base.file} failed before`;
+    } else {
+      try {
+        await updateSnapshotFile(path, join(this.snapshotDir, base.file), header, content, changes, identity, this.incrementalLimits);
+        return { incremental: true, changedKeys: changes.keys.size, wholeBecause: null };
+      } catch (error) {
+        if (!(error instanceof IncrementalDeclinedError)) {
+          this.failedBase = base.file;
+          throw error;
+        }
+        wholeBecause = error.message;
+      }
+    }
+    await writeSnapshotFile(path, header, content, identity);
+    return { incremental: false, changedKeys: changes?.keys.size ?? null, wholeBecause };
   }
 
   /**

@@ -13,6 +13,10 @@
  * read back. Restoring reads rows in rowid order, which is write order: the
  * state machine gets its keys back in the order it wrote them (its LRU order,
  * if that is the order it iterates in).
+ *
+ * A file is written whole here, or as a copy of an earlier one with the
+ * changed keys' rows replaced (snapshot-update.ts): the same tables, and the
+ * same checks when read.
  */
 import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -66,7 +70,7 @@ const KEY_BATCH_SQL = `
 const SLICE_MS = 4;
 const CLOCK_EVERY_ROWS = 32;
 
-const SCHEMA = `
+export const SCHEMA = `
   CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value ANY NOT NULL
@@ -92,20 +96,20 @@ const SCHEMA = `
 // Built after the rows are in: sorting once is several times faster than
 // keeping a b-tree ordered through a million random inserts. Same uniqueness
 // and lookups as a PRIMARY KEY on these rowid tables.
-const INDEXES = [
+export const INDEXES = [
   { table: 'keys', column: 'key', sql: 'CREATE UNIQUE INDEX keys_key ON keys (key)' },
   { table: 'sessions', column: 'client_id', sql: 'CREATE UNIQUE INDEX sessions_client_id ON sessions (client_id)' },
 ] as const;
 
 
-function isKeyType(value: unknown): value is KeyType {
+export function isKeyType(value: unknown): value is KeyType {
   return typeof value === 'string' && Object.hasOwn(KEY_TYPE_CODES, value);
 }
 
-type Role = 'voter' | 'learner';
+export type Role = 'voter' | 'learner';
 
 /** Per-row CRC-32s of the three tables, computed the same way when writing and when reading. */
-class RowHasher {
+export class RowHasher {
   private readonly fields = new FieldEncoder();
 
   key(key: string, type: KeyType, value: Uint8Array, expiresAtMs: number | null): number {
@@ -142,18 +146,42 @@ class RowHasher {
 }
 
 /** Row count and the sum (mod 2^32) of row CRCs: independent of row order, cheap to keep while streaming. */
-class TableDigest {
-  rows = 0;
-  sum = 0;
+export class TableDigest {
+  constructor(
+    public rows = 0,
+    public sum = 0,
+  ) {}
 
   add(crc: number): void {
     this.rows += 1;
     this.sum = (this.sum + crc) >>> 0;
   }
+
+  /** A row deleted from a copied file: the sum is a sum, so its CRC comes off it. */
+  remove(crc: number): void {
+    this.rows -= 1;
+    this.sum = (this.sum - crc) >>> 0;
+  }
 }
 
-const TABLES = ['members', 'keys', 'sessions'] as const;
-type Table = (typeof TABLES)[number];
+export const TABLES = ['members', 'keys', 'sessions'] as const;
+export type Table = (typeof TABLES)[number];
+
+/** Meta of incremental writes: key rows deleted from the file since it was last written whole (see snapshot-update.ts). */
+export const REPLACED_ROWS_META = 'replaced_rows';
+
+/** Pragmas for filling a temp file: no journal and no syncs, since a crash leaves a .tmp that is never used, and durability comes from the fsync before the rename. */
+export function setTempFilePragmas(db: Db): void {
+  // better-sqlite3 opens in SQLite's defensive mode, which ignores journal_mode = OFF without an error:
+  // a file updated in place would then copy every page it changes into a rollback journal first.
+  db.unsafeMode(true);
+  const mode = db.pragma('journal_mode = OFF', { simple: true });
+  db.unsafeMode(false);
+  if (mode !== 'off') throw new Error(`SQLite kept journal_mode ${String(mode)} for a snapshot's temp file`);
+  db.pragma('synchronous = OFF');
+  db.pragma('locking_mode = EXCLUSIVE');
+  db.pragma('cache_size = -65536');
+}
 
 export interface SnapshotWriterIdentity {
   readonly clusterId: string;
@@ -177,29 +205,16 @@ export async function writeSnapshotFile(
   const db = new Database(tmp);
   let renamed = false;
   try {
-    // No journal and no syncs while filling a temp file: a crash leaves a .tmp that is never used,
-    // and durability comes from the fsync before the rename.
     // 16 KiB pages: fewer, fuller pages for large values, and faster to stream and scan.
     db.pragma('page_size = 16384');
-    db.pragma('journal_mode = OFF');
-    db.pragma('synchronous = OFF');
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('cache_size = -65536');
+    setTempFilePragmas(db);
     db.pragma(`application_id = ${SNAPSHOT_APPLICATION_ID}`);
     db.exec(SCHEMA);
     db.exec('BEGIN');
     const hasher = new RowHasher();
     const digests: Record<Table, TableDigest> = { members: new TableDigest(), keys: new TableDigest(), sessions: new TableDigest() };
 
-    const insertMember = db.prepare<[string, Role]>('INSERT INTO members (node_id, role) VALUES (?, ?)');
-    const members: [string, Role][] = [
-      ...header.confState.voters.map((id): [string, Role] => [id, 'voter']),
-      ...header.confState.learners.map((id): [string, Role] => [id, 'learner']),
-    ];
-    for (const [nodeId, role] of members) {
-      runInsert(() => insertMember.run(nodeId, role), `member '${nodeId}' appears twice in the ConfState`);
-      digests.members.add(hasher.member(nodeId, role));
-    }
+    writeMembers(db, header.confState, hasher, digests.members);
 
     const insertKey = db.prepare<[string, KeyType, Uint8Array, number | null]>(
       'INSERT INTO keys (key, type, value, expires_at_ms) VALUES (?, ?, ?, ?)',
@@ -210,51 +225,99 @@ export async function writeSnapshotFile(
       digests.keys.add(hasher.key(row.key, row.type, row.value, row.expiresAtMs));
     });
 
-    const insertSession = db.prepare<[string, number, Uint8Array, number]>(
-      'INSERT INTO sessions (client_id, sequence, result, last_seen_ms) VALUES (?, ?, ?, ?)',
-    );
-    await drain(content.sessions, (row: SnapshotSessionRow) => {
-      checkSessionRow(row);
-      insertSession.run(row.clientId, row.sequence, row.result, row.lastSeenMs);
-      digests.sessions.add(hasher.session(row.clientId, row.sequence, row.result, row.lastSeenMs));
-    });
+    await writeSessions(db, content.sessions, hasher, digests.sessions);
 
     for (const index of INDEXES) createUniqueIndex(db, index);
 
-    const insertMeta = db.prepare<[string, string | bigint]>('INSERT INTO meta (key, value) VALUES (?, ?)');
-    const meta: [string, string | number][] = [
-      ['format_version', SNAPSHOT_FORMAT_VERSION],
-      ['cluster_id', identity.clusterId],
-      ['written_by', identity.nodeId],
-      ['written_at', new Date().toISOString()],
-      ['index', header.index],
-      ['term', header.term],
-      ['log_time_ms', header.logTimeMs],
-    ];
-    if (content.stateDigest !== undefined) meta.push(['state_digest', content.stateDigest]);
-    for (const table of TABLES) meta.push([`${table}_rows`, digests[table].rows], [`${table}_crc_sum`, digests[table].sum]);
-    // better-sqlite3 binds every JS number as a REAL; a bigint goes in as an INTEGER (shown as 3, not 3.0).
-    for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
+    checkKeyCount(content, digests.keys);
+    writeMeta(db, header, content, identity, digests, 0);
     db.exec('COMMIT');
     db.close();
     await durableRenameAsync(tmp, path);
     renamed = true;
-    return {
-      ...header,
-      formatVersion: SNAPSHOT_FORMAT_VERSION,
-      clusterId: identity.clusterId,
-      writtenBy: identity.nodeId,
-      keyCount: digests.keys.rows,
-      sessionCount: digests.sessions.rows,
-      stateDigest: content.stateDigest ?? null,
-    };
+    return fileInfo(header, content, identity, digests);
   } finally {
     if (db.open) db.close();
     if (!renamed) removeIfPresent(tmp);
   }
 }
 
-async function drain<T>(source: RowSource<T>, write: (row: T) => void): Promise<void> {
+/** Inserts the ConfState's members into an empty members table. */
+export function writeMembers(db: Db, confState: ConfState, hasher: RowHasher, digest: TableDigest): void {
+  const insertMember = db.prepare<[string, Role]>('INSERT INTO members (node_id, role) VALUES (?, ?)');
+  const members: [string, Role][] = [
+    ...confState.voters.map((id): [string, Role] => [id, 'voter']),
+    ...confState.learners.map((id): [string, Role] => [id, 'learner']),
+  ];
+  for (const [nodeId, role] of members) {
+    runInsert(() => insertMember.run(nodeId, role), `member '${nodeId}' appears twice in the ConfState`);
+    digest.add(hasher.member(nodeId, role));
+  }
+}
+
+/** Inserts the sessions into an empty sessions table. */
+export async function writeSessions(db: Db, sessions: RowSource<SnapshotSessionRow>, hasher: RowHasher, digest: TableDigest): Promise<void> {
+  const insertSession = db.prepare<[string, number, Uint8Array, number]>(
+    'INSERT INTO sessions (client_id, sequence, result, last_seen_ms) VALUES (?, ?, ?, ?)',
+  );
+  await drain(sessions, (row: SnapshotSessionRow) => {
+    checkSessionRow(row);
+    insertSession.run(row.clientId, row.sequence, row.result, row.lastSeenMs);
+    digest.add(hasher.session(row.clientId, row.sequence, row.result, row.lastSeenMs));
+  });
+}
+
+/** Fills an empty meta table. */
+export function writeMeta(
+  db: Db,
+  header: SnapshotHeader,
+  content: SnapshotContent,
+  identity: SnapshotWriterIdentity,
+  digests: Readonly<Record<Table, TableDigest>>,
+  replacedRows: number,
+): void {
+  const insertMeta = db.prepare<[string, string | bigint]>('INSERT INTO meta (key, value) VALUES (?, ?)');
+  const meta: [string, string | number][] = [
+    ['format_version', SNAPSHOT_FORMAT_VERSION],
+    ['cluster_id', identity.clusterId],
+    ['written_by', identity.nodeId],
+    ['written_at', new Date().toISOString()],
+    ['index', header.index],
+    ['term', header.term],
+    ['log_time_ms', header.logTimeMs],
+    [REPLACED_ROWS_META, replacedRows],
+  ];
+  if (content.stateDigest !== undefined) meta.push(['state_digest', content.stateDigest]);
+  for (const table of TABLES) meta.push([`${table}_rows`, digests[table].rows], [`${table}_crc_sum`, digests[table].sum]);
+  // better-sqlite3 binds every JS number as a REAL; a bigint goes in as an INTEGER (shown as 3, not 3.0).
+  for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
+}
+
+/** A content that says how many keys it holds must hold that many. */
+export function checkKeyCount(content: SnapshotContent, keys: TableDigest): void {
+  if (content.keyCount !== undefined && keys.rows !== content.keyCount) {
+    throw new InvalidWriteError(`the snapshot was to hold ${content.keyCount} keys, but ${keys.rows} were written`);
+  }
+}
+
+export function fileInfo(
+  header: SnapshotHeader,
+  content: SnapshotContent,
+  identity: SnapshotWriterIdentity,
+  digests: Readonly<Record<Table, TableDigest>>,
+): SnapshotFileInfo {
+  return {
+    ...header,
+    formatVersion: SNAPSHOT_FORMAT_VERSION,
+    clusterId: identity.clusterId,
+    writtenBy: identity.nodeId,
+    keyCount: digests.keys.rows,
+    sessionCount: digests.sessions.rows,
+    stateDigest: content.stateDigest ?? null,
+  };
+}
+
+export async function drain<T>(source: RowSource<T>, write: (row: T) => void): Promise<void> {
   const slice = new TimeSlice();
   if (Symbol.iterator in source) {
     // A plain iterator is walked synchronously between yields: no promise per row.
@@ -275,7 +338,7 @@ async function drain<T>(source: RowSource<T>, write: (row: T) => void): Promise<
  * not rows, since a row's cost ranges from a short string to a large hash.
  * Client requests and Raft traffic wait at most about SLICE_MS per turn.
  */
-class TimeSlice {
+export class TimeSlice {
   private rows = 0;
   private started = performance.now();
 
@@ -290,7 +353,7 @@ class TimeSlice {
   }
 }
 
-function runInsert(insert: () => void, duplicateMessage: string): void {
+export function runInsert(insert: () => void, duplicateMessage: string): void {
   try {
     insert();
   } catch (error) {
@@ -309,7 +372,7 @@ function createUniqueIndex(db: Db, index: (typeof INDEXES)[number]): void {
   }
 }
 
-function checkHeader(header: SnapshotHeader): void {
+export function checkHeader(header: SnapshotHeader): void {
   if (!isCount(header.index) || !isCount(header.term) || !isCount(header.logTimeMs)) {
     throw new InvalidWriteError(
       `snapshot header needs non-negative safe integers: index ${header.index}, term ${header.term}, logTimeMs ${header.logTimeMs}`,
@@ -317,7 +380,7 @@ function checkHeader(header: SnapshotHeader): void {
   }
 }
 
-function checkKeyRow(row: SnapshotKeyRow): void {
+export function checkKeyRow(row: SnapshotKeyRow): void {
   if (
     typeof row.key !== 'string' ||
     !isKeyType(row.type) ||

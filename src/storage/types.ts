@@ -36,6 +36,25 @@ export interface SnapshotContent {
    * restore can check it rebuilt exactly the state that was written.
    */
   readonly stateDigest?: string;
+  /** How many rows `keys` yields, when known: the writer checks it wrote that many. */
+  readonly keyCount?: number;
+  /** The keys changed since an earlier snapshot: lets the writer update a copy of that one's file instead of writing every key. */
+  readonly changes?: SnapshotKeyChanges;
+}
+
+/**
+ * The keys changed between an earlier snapshot (the base) and this one. Used
+ * only when the base is the newest snapshot file; then `rows` is consumed
+ * instead of SnapshotContent.keys.
+ */
+export interface SnapshotKeyChanges {
+  /** The base's index and state digest, which its file must hold. */
+  readonly baseIndex: number;
+  readonly baseDigest: string;
+  /** Every key created, changed or removed since the base; a few more are harmless. */
+  readonly keys: ReadonlySet<string>;
+  /** The rows of those keys that exist in this snapshot, point-in-time like SnapshotContent.keys. */
+  readonly rows: RowSource<SnapshotKeyRow>;
 }
 
 /** The state's position: applied through `index` (at `term`), with the log's clock at `logTimeMs`. */

@@ -1,14 +1,18 @@
 /**
- * `npm run bench -- storage [--seconds 3] [--keys 1000000] [--dir /path/on/the/disk/to/measure]`
+ * `npm run bench -- storage [--seconds 3] [--keys 1000000] [--value-bytes 32] [--dir /path/on/the/disk/to/measure]`
  *
  * Log appends per second (synchronous=FULL, one transaction per batch, as a
  * node persists one Ready), and a snapshot of many keys: write, restore,
- * full verification, streaming, file size. Real files in a temp dir; pass
+ * full verification, streaming, file size, and incremental snapshots (a copy
+ * of the newest file with the changed keys' rows replaced) of a share of the
+ * keys. Each write also reports its CPU time and the longest the event loop
+ * waited meanwhile. Real files in a temp dir; pass
  * --dir to measure the disk a node would use (a tmpfs makes fsync free).
  */
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import type { Entry } from '../../src/raft/types.ts';
@@ -24,13 +28,15 @@ export async function run(argv: string[]): Promise<void> {
     options: {
       seconds: { type: 'string', default: '3' },
       keys: { type: 'string', default: '1000000' },
+      'value-bytes': { type: 'string', default: '32' },
       dir: { type: 'string', default: tmpdir() },
     },
   });
   const seconds = Number(values.seconds);
   const keyCount = Number(values.keys);
-  if (!(seconds > 0) || !Number.isSafeInteger(keyCount) || keyCount < 1) {
-    throw new Error('usage: npm run bench -- storage [--seconds N] [--keys N] [--dir PATH]');
+  const valueBytes = Number(values['value-bytes']);
+  if (!(seconds > 0) || !Number.isSafeInteger(keyCount) || keyCount < 1 || !Number.isSafeInteger(valueBytes) || valueBytes < 0) {
+    throw new Error('usage: npm run bench -- storage [--seconds N] [--keys N] [--value-bytes N] [--dir PATH]');
   }
   const parent = resolve(values.dir);
   const root = fs.mkdtempSync(join(parent, 'qkv-bench-storage-'));
@@ -42,8 +48,8 @@ export async function run(argv: string[]): Promise<void> {
     console.log(`log appends, 256-byte entries, synchronous=FULL, ${seconds} s each`);
     for (const batch of [1, 100]) appendBench(join(root, `append-${batch}`), batch, seconds);
 
-    console.log(`\nsnapshot of ${keyCount.toLocaleString('en')} keys (32-byte values, 1 in 4 with a TTL)`);
-    await snapshotBench(join(root, 'snapshot'), keyCount);
+    console.log(`\nsnapshot of ${keyCount.toLocaleString('en')} keys (${valueBytes}-byte values, 1 in 4 with a TTL)`);
+    await snapshotBench(join(root, 'snapshot'), keyCount, valueBytes);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -78,26 +84,48 @@ function appendBench(dir: string, batch: number, seconds: number): void {
   }
 }
 
-async function snapshotBench(dir: string, keyCount: number): Promise<void> {
-  const storage = NodeStorage.open(dir, { clusterId: 'bench', nodeId: 'n1', create: true });
+/** Shares of the keys changed before each incremental snapshot. */
+const CHANGED_SHARES = [0.01, 0.03, 0.1, 0.3, 0.5];
+
+/** Wall time, CPU time (all threads) and the longest event-loop wait of `fn`. */
+async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; cpuMs: number; maxStallMs: number }> {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await fn();
+  const ms = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  loop.disable();
+  return { result, ms, cpuMs: (used.user + used.system) / 1000, maxStallMs: loop.max / 1e6 };
+}
+
+async function snapshotBench(dir: string, keyCount: number, valueBytes: number): Promise<void> {
+  // Incremental writes up to half the keys, however often: the defaults would write some of these whole.
+  const storage = NodeStorage.open(dir, {
+    clusterId: 'bench',
+    nodeId: 'n1',
+    create: true,
+    incrementalLimits: { maxChangedFraction: 1, maxReplacedFraction: Infinity },
+  });
   try {
-    storage.persist({ entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array() }], hardState: { term: 1, vote: 'n1', commit: 1 } });
+    const lastIndex = CHANGED_SHARES.length + 1;
+    const log = Array.from({ length: lastIndex }, (_, i): Entry => ({ index: i + 1, term: 1, type: 'normal', data: new Uint8Array() }));
+    storage.persist({ entries: log, hardState: { term: 1, vote: 'n1', commit: lastIndex } });
+    const keyOf = (i: number): string => `user:${(i * 2654435761) % 4294967296}`;
     function* keys(): Generator<SnapshotKeyRow> {
       for (let i = 0; i < keyCount; i++) {
-        yield {
-          key: `user:${(i * 2654435761) % 4294967296}`,
-          type: 'string',
-          value: new Uint8Array(32).fill(i & 0xff),
-          expiresAtMs: i % 4 === 0 ? 1_700_000_000_000 + i : null,
-        };
+        yield { key: keyOf(i), type: 'string', value: new Uint8Array(valueBytes).fill(i & 0xff), expiresAtMs: i % 4 === 0 ? 1_700_000_000_000 + i : null };
       }
     }
 
-    let t0 = performance.now();
-    const snapshot = await storage.writeSnapshot({ index: 1, term: 1, logTimeMs: 0, confState: CONF }, { keys: keys(), sessions: [] });
-    const writeMs = performance.now() - t0;
+    const full = await measured(() =>
+      storage.writeSnapshot({ index: 1, term: 1, logTimeMs: 0, confState: CONF }, { keys: keys(), sessions: [], stateDigest: 'state 1' }),
+    );
+    const snapshot = full.result;
+    const writeMs = full.ms;
 
-    t0 = performance.now();
+    let t0 = performance.now();
     const reader = storage.openSnapshot(snapshot);
     let rows = 0;
     for (const _ of reader.keys()) rows++;
@@ -118,11 +146,37 @@ async function snapshotBench(dir: string, keyCount: number): Promise<void> {
     const streamMs = performance.now() - t0;
 
     const perKey = (ms: number): string => `${((ms * 1000) / keyCount).toFixed(2)} µs/key`;
-    console.log(`  write    ${fmtMs(writeMs)}  (${perKey(writeMs)}, incl. generating the rows, fsync and rename)`);
+    console.log(
+      `  write    ${fmtMs(writeMs)}  (${perKey(writeMs)}, incl. generating the rows, fsync and rename; ` +
+        `CPU ${fmtMs(full.cpuMs).trim()}, longest event-loop wait ${full.maxStallMs.toFixed(0)} ms)`,
+    );
     console.log(`  restore  ${fmtMs(restoreMs)}  (${perKey(restoreMs)}, iterate every row, checksums verified)`);
     console.log(`  verify   ${fmtMs(verifyMs)}  (integrity check + every row: what a follower does before installing)`);
     console.log(`  stream   ${fmtMs(streamMs)}  (read as 1 MiB chunks, ${fmt(streamed / 1e6 / (streamMs / 1000))} MB/s)`);
     console.log(`  file     ${(snapshot.sizeBytes / 1e6).toFixed(1)} MB  (${(snapshot.sizeBytes / keyCount).toFixed(1)} bytes/key)`);
+
+    console.log('  incremental: a copy of the newest file, the changed keys (uniformly random, all updated) rewritten');
+    let seed = 12345;
+    const random = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    for (const [i, share] of CHANGED_SHARES.entries()) {
+      const index = i + 2;
+      const changed = new Set<string>();
+      while (changed.size < Math.round(share * keyCount)) changed.add(keyOf(random(keyCount)));
+      function* rows(): Generator<SnapshotKeyRow> {
+        for (const key of changed) yield { key, type: 'string', value: new Uint8Array(valueBytes).fill(index), expiresAtMs: null };
+      }
+      const run = await measured(() =>
+        storage.writeSnapshot(
+          { index, term: 1, logTimeMs: 0, confState: CONF },
+          { keys: [], sessions: [], stateDigest: `state ${index}`, changes: { baseIndex: index - 1, baseDigest: `state ${index - 1}`, keys: changed, rows: rows() } },
+        ),
+      );
+      if (storage.lastSnapshotWrite?.incremental !== true) throw new Error(`not incremental: ${String(storage.lastSnapshotWrite?.wholeBecause)}`);
+      console.log(
+        `    ${`${(share * 100).toFixed(0)} %`.padStart(5)} changed ${fmtMs(run.ms)}  (CPU ${fmtMs(run.cpuMs).trim()}, ` +
+          `longest event-loop wait ${run.maxStallMs.toFixed(0)} ms, file ${(run.result.sizeBytes / 1e6).toFixed(1)} MB)`,
+      );
+    }
   } finally {
     storage.close();
   }

@@ -93,6 +93,38 @@ describe('failures', () => {
     expect(text(got['value'])).toBe('150');
   }, 90_000);
 
+  it('snapshots after the first rewrite only the changed keys, and a node restarts from such a file', async () => {
+    cluster = await TestCluster.start({ size: 3, flags: ['--snapshot-entries', '100', '--snapshot-keep-entries', '10'] });
+    const leader = await cluster.waitForLeader();
+    const c = cluster;
+    const setAll = async (keys: number[], value: string): Promise<void> => {
+      for (let i = 0; i < keys.length; i += 25) {
+        await Promise.all(keys.slice(i, i + 25).map((k) => c.client(leader).call('Set', { key: `k${k}`, value: bytes(`${value} ${k}`) })));
+      }
+    };
+    // New keys: the first snapshots are written whole (most of their keys are new since the previous one).
+    await setAll(Array.from({ length: 600 }, (_, k) => k), 'first');
+    const ids = cluster.specs.map((s) => s.id);
+    const incremental = (): Promise<number[]> => Promise.all(ids.map((id) => metric(c, id, 'quorumkv_snapshots_incremental_total')));
+    const before = await incremental();
+    const taken = await Promise.all(ids.map((id) => metric(c, id, 'quorumkv_snapshots_taken_total')));
+    expect(taken.every((n, i) => n > (before[i] as number)), `taken ${taken.join(', ')}, incremental ${before.join(', ')}`).toBe(true);
+    // Then rounds over 50 of the 600 keys: a snapshot's changes are under a fifth of its keys.
+    for (let round = 0; ; round++) {
+      await setAll(Array.from({ length: 50 }, (_, k) => k * 7), `round ${round}`);
+      const counts = await incremental();
+      if (counts.every((n, i) => n >= (before[i] as number) + 2)) break;
+      expect(round, `incremental snapshots per node: ${counts.join(', ')}`).toBeLessThan(20);
+    }
+    const follower = ids.find((id) => id !== leader) as string;
+    await cluster.kill(follower);
+    cluster.launch(cluster.spec(follower));
+    await cluster.waitForConvergence(ids);
+    const got = await cluster.client(follower).call('Get', { key: 'k7', consistency: 'SERIALIZABLE' });
+    expect(text(got['value'])).toMatch(/^round \d+ 7$/);
+    expect(text((await cluster.client(follower).call('Get', { key: 'k599', consistency: 'SERIALIZABLE' }))['value'])).toBe('first 599');
+  }, 90_000);
+
   it('a node snapshots once --snapshot-bytes of entries were applied, before --snapshot-entries', async () => {
     cluster = await TestCluster.start({ size: 1, flags: ['--snapshot-entries', '1000000', '--snapshot-bytes', '8kb'] });
     const leader = await cluster.waitForLeader();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CodecError, StateMachine } from '../../../src/state/index.ts';
-import type { KeyRow } from '../../../src/state/index.ts';
+import type { KeyRow, SnapshotView } from '../../../src/state/index.ts';
 import { b, Harness } from './helpers.ts';
 
 function filled(n: number): Harness {
@@ -96,5 +96,112 @@ describe('snapshot export', () => {
     expect(sm.digest()).toBe(h.sm.digest());
     expect(sm.keyCount()).toBe(0);
     expect(sm.expiredKeys(sm.logTimeMs, 10)).toEqual(['old']);
+  });
+});
+
+describe('changes since the base snapshot (incremental snapshots)', () => {
+  const keysOf = (view: SnapshotView): string[] => [...(view.changes?.keys ?? [])];
+
+  it('are offered once an export was stored, or after a restore, and start empty there', () => {
+    const h = filled(3);
+    const first = h.sm.exportRows();
+    expect(first.changes).toBeNull(); // no base yet: the first snapshot is whole
+    first.stored();
+    first.close();
+    h.ok({ op: 'set', key: 'k1', value: b('x') }, 'set');
+    h.ok({ op: 'delete', keys: ['list'] }, 'count');
+    h.ok({ op: 'set', key: 'k0', value: b('y') }, 'set');
+    h.ok({ op: 'set', key: 'k1', value: b('z') }, 'set');
+    h.read({ op: 'get', key: 'k2' }); // reads change nothing
+    const second = h.sm.exportRows();
+    expect(second.changes).toMatchObject({ baseIndex: first.lastAppliedIndex, baseDigest: first.digest });
+    expect(keysOf(second)).toEqual(['list', 'k0', 'k1']); // least recently changed first
+    const rows = [...second.changes!.rows];
+    expect(rows.map((r) => [r.key, Array.from(r.value)])).toEqual([
+      ['k0', Array.from(b('y'))],
+      ['k1', Array.from(b('z'))],
+    ]);
+    second.close();
+
+    const restored = StateMachine.fromRows({ ...h.sm.exportRows(), keyRows: [...h.sm.exportRows().keyRows] });
+    const view = restored.exportRows();
+    expect(view.changes).toMatchObject({ baseIndex: h.sm.lastAppliedIndex, baseDigest: h.sm.digest() });
+    expect(keysOf(view)).toEqual([]);
+  });
+
+  it('go back when the export is not stored, also when a newer export replaces it', () => {
+    const h = filled(3);
+    const base = h.sm.exportRows();
+    base.stored();
+    base.close();
+    h.ok({ op: 'set', key: 'k0', value: b('1') }, 'set');
+    h.sm.exportRows().close(); // failed: k0 goes back
+    h.ok({ op: 'set', key: 'k1', value: b('2') }, 'set');
+    const abandoned = h.sm.exportRows();
+    h.ok({ op: 'set', key: 'k2', value: b('3') }, 'set');
+    const next = h.sm.exportRows(); // closes the abandoned one, whose keys go back first
+    abandoned.stored(); // too late: ignored
+    expect(next.changes?.baseIndex).toBe(base.lastAppliedIndex);
+    expect(keysOf(next)).toEqual(['k0', 'k1', 'k2']);
+    next.close();
+  });
+
+  it('give the rows as of the export while writes go on, saving old rows only of changed keys', () => {
+    const h = filled(20);
+    const base = h.sm.exportRows();
+    base.stored();
+    base.close();
+    for (const key of ['k1', 'k2', 'k3']) h.ok({ op: 'set', key, value: b(`${key} at export`) }, 'set');
+    h.ok({ op: 'delete', keys: ['k4'] }, 'count');
+    const expected = StateMachine.fromRows({ ...h.sm.exportRows(), keyRows: [...h.sm.exportRows().keyRows] });
+    const view = h.sm.exportRows();
+    const rows: KeyRow[] = [];
+    for (const row of view.changes!.rows) {
+      rows.push(row);
+      if (rows.length === 1) {
+        h.ok({ op: 'set', key: 'k3', value: b('later') }, 'set');
+        h.ok({ op: 'delete', keys: ['k2'] }, 'count');
+        h.ok({ op: 'set', key: 'k4', value: b('back, later') }, 'set');
+        h.ok({ op: 'set', key: 'k9', value: b('unchanged at export') }, 'set');
+      }
+    }
+    expect(rows.map((r) => [r.key, new TextDecoder().decode(r.value)]).sort()).toEqual([
+      ['k1', 'k1 at export'],
+      ['k2', 'k2 at export'],
+      ['k3', 'k3 at export'],
+    ]);
+    expect(keysOf(view).sort()).toEqual(['k1', 'k2', 'k3', 'k4']);
+    view.stored();
+    view.close();
+    expect(expected.digest()).toBe(view.digest);
+    expect(keysOf(h.sm.exportRows()).sort()).toEqual(['k2', 'k3', 'k4', 'k9']);
+  });
+
+  it('are dropped once more than half the keys changed: the next snapshot is whole anyway', () => {
+    const h = filled(6000);
+    const base = h.sm.exportRows();
+    base.stored();
+    base.close();
+    for (let i = 0; i < 3000; i++) h.ok({ op: 'set', key: `k${i}`, value: b('changed') }, 'set');
+    const some = h.sm.exportRows();
+    expect(some.changes?.keys.size).toBe(3000);
+    some.close();
+    for (let i = 0; i < 7000; i++) h.ok({ op: 'set', key: `new${i}`, value: b('bulk') }, 'set');
+    expect(h.sm.exportRows().changes).toBeNull();
+  });
+
+  it('are dropped by Clear: the next snapshot is whole', () => {
+    const h = filled(3);
+    const base = h.sm.exportRows();
+    base.stored();
+    base.close();
+    h.ok({ op: 'clear' }, 'count');
+    h.ok({ op: 'set', key: 'k0', value: b('again') }, 'set');
+    const view = h.sm.exportRows();
+    expect(view.changes).toBeNull();
+    view.stored();
+    view.close();
+    h.ok({ op: 'set', key: 'k1', value: b('again') }, 'set');
+    expect(keysOf(h.sm.exportRows())).toEqual(['k1']);
   });
 });

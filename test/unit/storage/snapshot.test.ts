@@ -367,8 +367,11 @@ describe('a large snapshot', () => {
   }
 
   it(`round-trips ${KEY_COUNT.toLocaleString('en')} keys, and the file opens in the sqlite3 shell`, { timeout: 120_000 }, async () => {
-    const storage = withLog(3);
-    const written = await storage.writeSnapshot({ index: 3, term: 1, logTimeMs: 7, confState: CONF }, { keys: manyKeys(), sessions: SESSIONS });
+    const storage = withLog(4);
+    const written = await storage.writeSnapshot(
+      { index: 3, term: 1, logTimeMs: 7, confState: CONF },
+      { keys: manyKeys(), sessions: SESSIONS, stateDigest: 'digest at 3' },
+    );
 
     const reader = scratch.track(storage.openSnapshot(written));
     expect(reader.info.keyCount).toBe(KEY_COUNT);
@@ -386,13 +389,39 @@ describe('a large snapshot', () => {
       i++;
     }
     expect(i).toBe(KEY_COUNT);
+    expectShellReads(written.path, KEY_COUNT, 3);
 
-    if (sqlite3) {
-      const shell = spawnSync('sqlite3', ['-readonly', written.path, "SELECT count(*) FROM keys; SELECT value FROM meta WHERE key = 'index';"], {
-        encoding: 'utf8',
-      });
-      expect(shell.stderr).toBe('');
-      expect(shell.stdout.trim().split('\n')).toEqual([String(KEY_COUNT), '3']);
+    // An incremental snapshot on top: every 1,000th key changed, half of those deleted, and 10 new keys.
+    const changed = new Set<string>();
+    const rows: SnapshotKeyRow[] = [];
+    for (let k = 0; k < KEY_COUNT; k += 1000) {
+      changed.add(`key:${k}`);
+      if (k % 2000 === 0) rows.push({ key: `key:${k}`, type: 'list', value: Uint8Array.of(1, 1, 7), expiresAtMs: null });
     }
+    for (let k = 0; k < 10; k++) {
+      changed.add(`new:${k}`);
+      rows.push({ key: `new:${k}`, type: 'string', value: bytes(`new ${k}`), expiresAtMs: 5 });
+    }
+    const updated = await storage.writeSnapshot(
+      { index: 4, term: 1, logTimeMs: 8, confState: CONF },
+      { keys: [], sessions: SESSIONS.slice(1), stateDigest: 'digest at 4', changes: { baseIndex: 3, baseDigest: 'digest at 3', keys: changed, rows } },
+    );
+    expect(storage.lastSnapshotWrite).toEqual({ incremental: true, changedKeys: changed.size, wholeBecause: null });
+    const expectedCount = KEY_COUNT - KEY_COUNT / 2000 + 10;
+    const verifier = scratch.track(storage.openSnapshot(updated));
+    await verifier.verify();
+    expect(verifier.info).toMatchObject({ index: 4, logTimeMs: 8, keyCount: expectedCount, sessionCount: 1, stateDigest: 'digest at 4' });
+    const tail = [...scratch.track(storage.openSnapshot(updated)).keys()].slice(-rows.length);
+    expect(tail.map((r) => r.key)).toEqual(rows.map((r) => r.key));
+    expectShellReads(updated.path, expectedCount, 4);
   });
+
+  function expectShellReads(path: string, keys: number, index: number): void {
+    if (!sqlite3) return;
+    const shell = spawnSync('sqlite3', ['-readonly', path, "PRAGMA integrity_check; SELECT count(*) FROM keys; SELECT value FROM meta WHERE key = 'index';"], {
+      encoding: 'utf8',
+    });
+    expect(shell.stderr).toBe('');
+    expect(shell.stdout.trim().split('\n')).toEqual(['ok', String(keys), String(index)]);
+  }
 });
