@@ -213,7 +213,7 @@ describe('incremental snapshots from a state machine', () => {
             // Restart from the newest file, then apply the log after it, as a node does.
             const replayed = new Harness({}, restoreFrom(storage, latest));
             node = new Node(storage, replayed);
-            based = true;
+            based = !clearedDuring;
             continue;
           }
           // As the node: a snapshot only when something was applied since the newest one.
@@ -221,23 +221,46 @@ describe('incremental snapshots from a state machine', () => {
           const incremental = event !== 'full';
           const during = steps.slice(0, 6);
           let next = 0;
+          // A Clear applied while the file is written drops the changes made after the export: the next snapshot has none to offer.
+          let clearedDuring = false;
           const { file, expected, hadChanges } = await node.snapshot({
             incremental,
             during: () => {
               const step = event === 'incremental-during' ? during[next++] : undefined;
-              if (step !== undefined) run(step);
+              if (step === undefined) return;
+              if (mayClear(step.command)) clearedDuring = true;
+              run(step);
             },
           });
           if (based) expect(hadChanges).toBe(true);
           // Every file written here is the newest, and the base of the next: offered changes are always taken.
           expect(node.storage.lastSnapshotWrite?.incremental).toBe(incremental && hadChanges);
-          based = true;
+          based = !clearedDuring;
           await expectFileHolds(node.storage, file, expected);
           expect(leftovers(node.storage)).toEqual([]);
         }
         node.storage.close();
       }),
-      { numRuns: 40 },
+      {
+        numRuns: 40,
+        // Found by CI: a Clear re-applied while the first file is written leaves the next snapshot no changes to offer.
+        examples: [
+          [
+            [
+              [
+                [
+                  { command: { op: 'txn', compares: [], success: [{ op: 'clear' }], failure: [] }, client: null, advanceMs: 0 },
+                  { command: { op: 'set', key: 'key:0', value: new Uint8Array() }, client: null, advanceMs: 0 },
+                  { command: { op: 'set', key: 'key:2', value: new Uint8Array() }, client: null, advanceMs: 0 },
+                  { command: { op: 'set', key: 'key:1', value: new Uint8Array(), ttlMs: 1 }, client: null, advanceMs: 0 },
+                ],
+                'incremental-during',
+              ],
+              [[], 'incremental'],
+            ],
+          ],
+        ],
+      },
     );
   });
 });
