@@ -225,7 +225,7 @@ export class Executor {
         this.ks.beginChange(e, hash);
         let n = 0;
         for (const field of c.fields) if (hash.delete(field)) n++;
-        this.ks.endChange(e, hash);
+        this.ks.endHashChange(e, hash);
         if (hash.size === 0) this.ks.remove(e);
         return count(n);
       }
@@ -394,7 +394,7 @@ export class Executor {
         const pair = fields[i] as readonly [string, Uint8Array];
         if (hash.set(pair[0], pair[1])) added++;
       }
-      this.ks.endChange(live, hash);
+      this.ks.endHashChange(live, hash);
     } else {
       if (stored !== undefined) this.ks.remove(stored);
       const fresh = new HashValue(this.ks.arena);
@@ -419,7 +419,7 @@ export class Executor {
     this.ks.beginChange(live, hash);
     if (e < 0) hash.add(field, value);
     else hash.overwrite(e, value);
-    this.ks.endChange(live, hash);
+    this.ks.endHashChange(live, hash);
     return count(e < 0 ? 1 : 0);
   }
 

@@ -23,6 +23,7 @@ import type { Container, StoredValue } from './values.ts';
 import { containerPart, DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
 import { ExpiryHeap } from './expiry-heap.ts';
 import { lanes } from './hash.ts';
+import { HashValue } from './hash-value.ts';
 import { KeyEntry, NO_EXPIRY } from './key-entry.ts';
 import { LruList } from './lru-list.ts';
 import { KEY_OVERHEAD_BYTES } from './memory.ts';
@@ -72,8 +73,10 @@ export class Keyspace {
   private readonly scan = new ScanIndex();
   private readonly lru = new LruList();
   private readonly heap = new ExpiryHeap();
-  /** Digest sum of all keys. */
-  readonly sum = new DigestSum();
+  /** Digest sum of all keys; read it through settledSum(). */
+  private readonly sum = new DigestSum();
+  /** Keys whose hash had overwrites not yet hashed (hash-value.ts), possibly repeated or gone since. */
+  private unsettled: KeyEntry[] = [];
   private used = 0;
   private undo: Map<string, UndoRecord | null> | null = null;
   private capture: Capture | null = null;
@@ -127,6 +130,8 @@ export class Keyspace {
 
   /** Adds a key that is not stored; keyBytes is its UTF-8 length. */
   create(key: string, keyBytes: number, value: StoredValue, expiresAtMs: number): KeyEntry {
+    // A new hash is not queued: its part must be final now.
+    if (value instanceof HashValue) value.settle();
     this.recordUndo(key, undefined);
     this.changed?.push(key);
     this.noteChangedSinceBase(key);
@@ -177,6 +182,44 @@ export class Keyspace {
     this.sum.sub(e.c0, e.c1);
     this.used -= container.bytes;
     e.bytes -= container.bytes;
+  }
+
+  /**
+   * endChange() for a hash, which may now have overwrites to settle: the key
+   * is queued for settledSum(). Hash writes must end with this one.
+   */
+  endHashChange(e: KeyEntry, hash: HashValue): void {
+    this.endChange(e, hash);
+    if (hash.unsettled && !hash.queued) {
+      hash.queued = true;
+      this.unsettled.push(e);
+    }
+  }
+
+  /** The digest sum of all keys, after hashing what overwrites left pending. */
+  settledSum(): DigestSum {
+    const queue = this.unsettled;
+    for (let i = 0; i < queue.length; i++) {
+      const e = queue[i] as KeyEntry;
+      // A key removed since has left the sum; its hash is disposed.
+      if (this.map.get(e.key) === e) this.settle(e);
+    }
+    queue.length = 0;
+    return this.sum;
+  }
+
+  /** Brings a key's digest part up to date with its hash's pending overwrites. Not a change: the content is the same. */
+  private settle(e: KeyEntry): void {
+    const hash = e.value;
+    if (!(hash instanceof HashValue)) return;
+    hash.queued = false;
+    if (!hash.unsettled) return;
+    this.sum.sub(e.c0, e.c1);
+    hash.settle();
+    containerPart(e.k0, e.k1, hash);
+    e.c0 = lanes[0] as number;
+    e.c1 = lanes[1] as number;
+    this.sum.add(e.c0, e.c1);
   }
 
   endChange(e: KeyEntry, container: Container): void {
@@ -240,6 +283,7 @@ export class Keyspace {
     this.lru.clear();
     this.heap.clear();
     this.sum.reset();
+    this.unsettled = [];
     this.used = 0;
     return n;
   }
@@ -251,6 +295,8 @@ export class Keyspace {
 
   /** A 53-bit fingerprint of the key's content (value, type and expiry), for evict's guard. */
   fingerprint(e: KeyEntry): number {
+    // Every replica must see the same figure, however often each has read its digest.
+    this.settle(e);
     let f0 = e.c0;
     let f1 = e.c1;
     if (e.expiresAtMs !== NO_EXPIRY) {
