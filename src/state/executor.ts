@@ -415,12 +415,19 @@ export class Executor {
     if (e < 0) this.checkField(field);
     else this.checkHeldField(field);
     this.checkValue(value);
-    if (this.budgeted()) this.checkBudget(e < 0 ? fieldBytes(field, value.length) : value.length - hash.lengthAt(e));
-    this.ks.beginChange(live, hash);
-    if (e < 0) hash.add(field, value);
-    else hash.overwrite(e, value);
-    this.ks.endHashChange(live, hash);
-    return count(e < 0 ? 1 : 0);
+    if (e < 0) {
+      if (this.budgeted()) this.checkBudget(fieldBytes(field, value.length));
+      this.ks.beginChange(live, hash);
+      hash.add(field, value);
+      this.ks.endHashChange(live, hash);
+      return count(1);
+    }
+    const delta = value.length - hash.lengthAt(e);
+    if (this.budgeted()) this.checkBudget(delta);
+    this.ks.beginHashOverwrite(live);
+    hash.overwrite(e, value);
+    this.ks.endHashOverwrite(live, hash, delta);
+    return count(0);
   }
 
   private keys(c: KeysCommand, now: number): Result {

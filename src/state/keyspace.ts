@@ -196,6 +196,26 @@ export class Keyspace {
     }
   }
 
+  /**
+   * Around HashValue.overwrite() of one field, instead of beginChange() and
+   * endHashChange(): the overwrite leaves the hash's sum, so the key's digest
+   * part, as it was until settled; only the bytes (by bytesDelta), recency
+   * and the settle queue change.
+   */
+  beginHashOverwrite(e: KeyEntry): void {
+    this.beforeChange(e);
+  }
+
+  endHashOverwrite(e: KeyEntry, hash: HashValue, bytesDelta: number): void {
+    this.used += bytesDelta;
+    e.bytes += bytesDelta;
+    this.lru.touch(e);
+    if (!hash.queued) {
+      hash.queued = true;
+      this.unsettled.push(e);
+    }
+  }
+
   /** The digest sum of all keys, after hashing what overwrites left pending. */
   settledSum(): DigestSum {
     const queue = this.unsettled;

@@ -286,6 +286,27 @@ describe('pending pair hashes and the digest', () => {
     { weight: 1, arbitrary: commandArb },
   );
 
+  it('rolls a pending overwrite back with its Txn, and an export opened before it keeps the old row and digest', () => {
+    const h = new Harness();
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('one')], ['g', b('two')]] }, 'count');
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('three')]] }, 'count'); // pending
+    const digest = h.sm.digest();
+    h.ok({ op: 'hset', key: 'h', fields: [['g', b('four')]] }, 'count'); // pending, not yet settled
+    const view = h.sm.exportRows(); // settles: its digest is of f=three, g=four
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('five')]] }, 'count'); // after the export: copy-on-write
+    // Txn: overwrite g, then fail on LPush to a hash; the undo log's copy goes back.
+    const failed = h.apply({ op: 'txn', compares: [], success: [{ op: 'hset', key: 'h', fields: [['g', b('six')]] }, { op: 'lpush', key: 'h', values: [b('x')] }], failure: [] });
+    expect(errorCode(failed)).toBe('WRONGTYPE');
+    expect(h.hash('h')).toEqual([['f', 'five'], ['g', 'four']]);
+    const restored = StateMachine.fromRows({ ...view, keyRows: [...view.keyRows] });
+    view.close();
+    expect(restored.digest()).toBe(view.digest);
+    expect(new Harness({}, restored).hash('h')).toEqual([['f', 'three'], ['g', 'four']]);
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('three')]] }, 'count');
+    h.ok({ op: 'hset', key: 'h', fields: [['g', b('two')]] }, 'count');
+    expect(h.sm.digest()).toBe(digest);
+  });
+
   it('reads the same digest and fingerprints whether it is read after every entry or only at the end, and as a rebuilt state', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(hashCommandArb, fc.boolean()), { maxLength: 60 }), (steps) => {
