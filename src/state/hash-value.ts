@@ -146,8 +146,13 @@ export class HashValue {
   private ints: Int32Array;
   /** Entries in use, holes included: names.length === values.length === end. */
   private end = 0;
-  /** Entry numbers whose PENDING mark was set since the last settle(); an entry deleted since is skipped. */
+  /**
+   * pending[0, pendingCount): entry numbers whose PENDING mark was set since
+   * the last settle(); an entry deleted since is skipped. A count, not
+   * `length = 0`, which reallocates the array on every settle.
+   */
   private pending: number[] = [];
+  private pendingCount = 0;
   /** On its keyspace's queue of keys to settle (keyspace.ts). */
   queued = false;
   /** Accounted bytes of the fields. */
@@ -234,22 +239,25 @@ export class HashValue {
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
     if (ints[at + PENDING] === 0) {
+      // Only deletes and adds again between settles list an entry twice: bound the list by the entries.
+      if (this.pendingCount > this.end) this.settle();
       ints[at + PENDING] = 1;
-      this.pending.push(e);
+      this.pending[this.pendingCount++] = e;
     }
   }
 
   /** Whether some pair hash waits for settle(): h0/h1 are not yet the content's. */
   get unsettled(): boolean {
-    return this.pending.length > 0;
+    return this.pendingCount > 0;
   }
 
   /** Hashes the entries overwritten since the last call, bringing h0/h1 up to date. */
   settle(): void {
     const pending = this.pending;
-    if (pending.length === 0) return;
+    const count = this.pendingCount;
+    if (count === 0) return;
     const ints = this.ints;
-    for (let i = 0; i < pending.length; i++) {
+    for (let i = 0; i < count; i++) {
       const at = (pending[i] as number) << STRIDE_SHIFT;
       // Cleared by a delete, or already done (an entry deleted, added again and overwritten is listed twice).
       if (ints[at + PENDING] === 0) continue;
@@ -258,7 +266,7 @@ export class HashValue {
       this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
       this.hashIn(at, pending[i] as number);
     }
-    pending.length = 0;
+    this.pendingCount = 0;
   }
 
   /** Adds a field that is not set (see find()). */
@@ -356,7 +364,7 @@ export class HashValue {
       const field = this.names[e] as string;
       copy.names.push(field);
       copy.values.push(this.values[e] ?? null);
-      if (to[dst + PENDING] === 1) copy.pending.push(n);
+      if (to[dst + PENDING] === 1) copy.pending[copy.pendingCount++] = n;
       copy.index.set(field, n++);
     }
     copy.end = n;
@@ -367,8 +375,9 @@ export class HashValue {
     return copy;
   }
 
-  /** Gives the arena slots back; the hash must not be used afterwards. */
+  /** Gives the arena slots back; the hash must not be used afterwards (nor settled: it leaves its keyspace's queue). */
   dispose(): void {
+    this.queued = false;
     for (let e = 0; e < this.end; e++) {
       const at = e << STRIDE_SHIFT;
       const handle = this.ints[at + HANDLE] as number;

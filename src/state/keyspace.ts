@@ -75,8 +75,9 @@ export class Keyspace {
   private readonly heap = new ExpiryHeap();
   /** Digest sum of all keys; read it through settledSum(). */
   private readonly sum = new DigestSum();
-  /** Keys whose hash had overwrites not yet hashed (hash-value.ts), possibly repeated or gone since. */
-  private unsettled: KeyEntry[] = [];
+  /** unsettled[0, unsettledCount): keys whose hash had overwrites not yet hashed (hash-value.ts), possibly gone since. */
+  private unsettled: (KeyEntry | null)[] = [];
+  private unsettledCount = 0;
   private used = 0;
   private undo: Map<string, UndoRecord | null> | null = null;
   private capture: Capture | null = null;
@@ -192,7 +193,7 @@ export class Keyspace {
     this.endChange(e, hash);
     if (hash.unsettled && !hash.queued) {
       hash.queued = true;
-      this.unsettled.push(e);
+      this.unsettled[this.unsettledCount++] = e;
     }
   }
 
@@ -212,28 +213,30 @@ export class Keyspace {
     this.lru.touch(e);
     if (!hash.queued) {
       hash.queued = true;
-      this.unsettled.push(e);
+      this.unsettled[this.unsettledCount++] = e;
     }
   }
 
   /** The digest sum of all keys, after hashing what overwrites left pending. */
   settledSum(): DigestSum {
     const queue = this.unsettled;
-    for (let i = 0; i < queue.length; i++) {
+    const count = this.unsettledCount;
+    for (let i = 0; i < count; i++) {
       const e = queue[i] as KeyEntry;
-      // A key removed since has left the sum; its hash is disposed.
-      if (this.map.get(e.key) === e) this.settle(e);
+      queue[i] = null;
+      // Not queued any more: disposed (its key removed, or given another value), or already settled (a key listed twice).
+      const hash = e.value;
+      if (!(hash instanceof HashValue) || !hash.queued) continue;
+      hash.queued = false;
+      this.settle(e, hash);
     }
-    queue.length = 0;
+    this.unsettledCount = 0;
     return this.sum;
   }
 
   /** Brings a key's digest part up to date with its hash's pending overwrites. Not a change: the content is the same. */
-  private settle(e: KeyEntry): void {
-    const hash = e.value;
-    if (!(hash instanceof HashValue)) return;
-    hash.queued = false;
-    if (!hash.unsettled) return;
+  private settle(e: KeyEntry, hash: HashValue): void {
+    // Recomputed even when the hash has nothing pending: it may have settled itself since its key's part was computed.
     this.sum.sub(e.c0, e.c1);
     hash.settle();
     containerPart(e.k0, e.k1, hash);
@@ -304,6 +307,7 @@ export class Keyspace {
     this.heap.clear();
     this.sum.reset();
     this.unsettled = [];
+    this.unsettledCount = 0;
     this.used = 0;
     return n;
   }
@@ -316,7 +320,7 @@ export class Keyspace {
   /** A 53-bit fingerprint of the key's content (value, type and expiry), for evict's guard. */
   fingerprint(e: KeyEntry): number {
     // Every replica must see the same figure, however often each has read its digest.
-    this.settle(e);
+    if (e.value instanceof HashValue) this.settle(e, e.value);
     let f0 = e.c0;
     let f1 = e.c1;
     if (e.expiresAtMs !== NO_EXPIRY) {
