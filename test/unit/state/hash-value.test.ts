@@ -307,6 +307,23 @@ describe('pending pair hashes and the digest', () => {
     expect(h.sm.digest()).toBe(digest);
   });
 
+  it('bounds the pending list under delete-and-set-again churn by settling early, and the key\'s digest part follows', () => {
+    const churned = new Harness();
+    const fresh = new Harness();
+    churned.ok({ op: 'hset', key: 'h', fields: [['keep', b('k')], ['f', b('0')]] }, 'count');
+    for (let i = 1; i <= 20; i++) {
+      // Overwrite (pending), delete, set again (a new entry at the end, hashed at once): the old entry number is listed again.
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`v${i}`)]] }, 'count');
+      churned.ok({ op: 'hdel', key: 'h', fields: ['f'] }, 'count');
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`w${i}`)]] }, 'count');
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`x${i}`)]] }, 'count');
+    }
+    fresh.ok({ op: 'hset', key: 'h', fields: [['keep', b('k')], ['f', b('x20')]] }, 'count');
+    expect(churned.hash('h')).toEqual([['keep', 'k'], ['f', 'x20']]);
+    expect(churned.sm.evictionCandidates(Infinity)).toEqual(fresh.sm.evictionCandidates(Infinity));
+    expect(churned.sm.digest()).toBe(fresh.sm.digest());
+  });
+
   it('reads the same digest and fingerprints whether it is read after every entry or only at the end, and as a rebuilt state', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(hashCommandArb, fc.boolean()), { maxLength: 60 }), (steps) => {
