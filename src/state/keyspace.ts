@@ -2,8 +2,9 @@
  * The stored keys and everything kept in step with them on every change: the
  * digest sum, the memory estimate, the LRU order, the expiry heap and the
  * scan index. Every change to a key goes through create / replace /
- * beginChange+endChange / setExpiry / remove, which is also where the two
- * observers of changes hook in:
+ * beginChange+endChange (endHashChange for a hash; beginHashOverwrite +
+ * endHashOverwrite around one field's overwrite) / setExpiry / remove, which
+ * is also where the two observers of changes hook in:
  *
  * - a Txn's undo log, which records a key's state before the Txn first
  *   changes it, so a failed Txn can be rolled back whole;
@@ -11,6 +12,10 @@
  *   change after the snapshot was opened, unless the snapshot already has it;
  * - the change set of incremental snapshots: the keys changed since the base
  *   snapshot, so that the next snapshot file rewrites only their rows.
+ *
+ * A hash overwrite leaves its pair hash pending (hash-value.ts): the key is
+ * queued, and settledSum() (the digest) and fingerprint() settle it first, so
+ * what they read does not depend on when they were read before.
  *
  * Expiry is not acted on here: an expired key stays stored (and in the
  * digest) until a write meets it or an expireSweep entry deletes it, the same
