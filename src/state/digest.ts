@@ -8,7 +8,8 @@
  * A key's part is split in two so that changing one half does not rehash the
  * other: valuePart(key, type, value) and expiryPart(key, expiry), 0 for a key
  * without expiry. Value hashes of lists and hashes are kept up to date by
- * ListValue and HashValue, so no part ever needs the whole value again.
+ * ListValue and HashValue (a hash's overwrites settled before the digest is
+ * read, see keyspace.ts), so no part ever needs the whole value again.
  */
 import { finish, hashBytes, hashString, hex32, lanes, step0, step1 } from './hash.ts';
 import type { Container, StoredValue } from './values.ts';

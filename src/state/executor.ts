@@ -225,7 +225,7 @@ export class Executor {
         this.ks.beginChange(e, hash);
         let n = 0;
         for (const field of c.fields) if (hash.delete(field)) n++;
-        this.ks.endChange(e, hash);
+        this.ks.endHashChange(e, hash);
         if (hash.size === 0) this.ks.remove(e);
         return count(n);
       }
@@ -394,7 +394,7 @@ export class Executor {
         const pair = fields[i] as readonly [string, Uint8Array];
         if (hash.set(pair[0], pair[1])) added++;
       }
-      this.ks.endChange(live, hash);
+      this.ks.endHashChange(live, hash);
     } else {
       if (stored !== undefined) this.ks.remove(stored);
       const fresh = new HashValue(this.ks.arena);
@@ -415,12 +415,19 @@ export class Executor {
     if (e < 0) this.checkField(field);
     else this.checkHeldField(field);
     this.checkValue(value);
-    if (this.budgeted()) this.checkBudget(e < 0 ? fieldBytes(field, value.length) : value.length - hash.lengthAt(e));
-    this.ks.beginChange(live, hash);
-    if (e < 0) hash.add(field, value);
-    else hash.overwrite(e, value);
-    this.ks.endChange(live, hash);
-    return count(e < 0 ? 1 : 0);
+    if (e < 0) {
+      if (this.budgeted()) this.checkBudget(fieldBytes(field, value.length));
+      this.ks.beginChange(live, hash);
+      hash.add(field, value);
+      this.ks.endHashChange(live, hash);
+      return count(1);
+    }
+    const delta = value.length - hash.lengthAt(e);
+    if (this.budgeted()) this.checkBudget(delta);
+    this.ks.beginHashOverwrite(live);
+    hash.overwrite(e, value);
+    this.ks.endHashOverwrite(live, hash, delta);
+    return count(0);
   }
 
   private keys(c: KeysCommand, now: number): Result {

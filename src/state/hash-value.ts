@@ -4,8 +4,18 @@
  * its accounted bytes and an order-independent content hash: the sum of the
  * fields' hashes, updated in O(1) per field.
  *
+ * An overwrite does not hash its value: it marks the entry pending, and
+ * settle() hashes each pending entry once, from its stored bytes, when the
+ * sum is wanted (digest(), a fingerprint, a squeeze, a clone). A field
+ * written many times between digests is hashed once; the hash was the
+ * larger half of an overwrite's cost. Until settled, h0/h1 and the pending
+ * entries' pair hashes are those of their earlier values, consistently, so
+ * the key's digest part computed from h0/h1 stays in step with the sum it
+ * was added to (keyspace.ts queues the key and settles it before the digest
+ * is read).
+ *
  * Layout, for HSet of an existing field (the hot write) to cost one Map
- * lookup, a hash of the value only, and a copy that is part of that hash:
+ * lookup and a copy of the value:
  * - `index`: field -> entry number. A JS Map, not a table of our own keyed by
  *   our field hash: the Map uses the hash V8 caches in the string (field
  *   names mostly come from the codec's intern cache), where ours would have
@@ -80,43 +90,21 @@ function fieldPart(field: string): void {
   part[2] = p;
 }
 
-/**
- * The pair's hash into `lanes`, from the field's part (h0, h1, p) and the
- * value; when `to` is given, also copies the value's bytes there from `at`
- * as they are read (an arena slot: one pass over the bytes, not two).
- */
-function valueHash(h0: number, h1: number, p: number, value: Uint8Array, to: Uint8Array | null, at: number): void {
-  const length = value.length;
-  const whole = length & ~3;
-  let j = 0;
-  if (to !== null) {
-    for (; j < whole; j += 4) {
-      const b0 = value[j] as number;
-      const b1 = value[j + 1] as number;
-      const b2 = value[j + 2] as number;
-      const b3 = value[j + 3] as number;
-      to[at + j] = b0;
-      to[at + j + 1] = b1;
-      to[at + j + 2] = b2;
-      to[at + j + 3] = b3;
-      p = (p + POSITION_STEP) | 0;
-      const k = (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) ^ p;
-      h0 = (h0 + fmix(k)) | 0;
-      h1 = (h1 + lowbias(k)) | 0;
-    }
-    for (let t = j; t < length; t++) to[at + t] = value[t] as number;
-  } else {
-    for (; j < whole; j += 4) {
-      p = (p + POSITION_STEP) | 0;
-      const k = ((value[j] as number) | ((value[j + 1] as number) << 8) | ((value[j + 2] as number) << 16) | ((value[j + 3] as number) << 24)) ^ p;
-      h0 = (h0 + fmix(k)) | 0;
-      h1 = (h1 + lowbias(k)) | 0;
-    }
+/** The pair's hash into `lanes`, from the field's part (h0, h1, p) and the value: bytes [start, start + length) of buf. */
+function valueHash(h0: number, h1: number, p: number, buf: Uint8Array, start: number, length: number): void {
+  const whole = start + (length & ~3);
+  let j = start;
+  for (; j < whole; j += 4) {
+    p = (p + POSITION_STEP) | 0;
+    const k = ((buf[j] as number) | ((buf[j + 1] as number) << 8) | ((buf[j + 2] as number) << 16) | ((buf[j + 3] as number) << 24)) ^ p;
+    h0 = (h0 + fmix(k)) | 0;
+    h1 = (h1 + lowbias(k)) | 0;
   }
-  if (j < length) {
-    let k = value[j] as number;
-    if (j + 1 < length) k |= (value[j + 1] as number) << 8;
-    if (j + 2 < length) k |= (value[j + 2] as number) << 16;
+  const rest = length & 3;
+  if (rest !== 0) {
+    let k = buf[j] as number;
+    if (rest > 1) k |= (buf[j + 1] as number) << 8;
+    if (rest > 2) k |= (buf[j + 2] as number) << 16;
     p = (p + POSITION_STEP) | 0;
     k ^= p;
     h0 = (h0 + fmix(k)) | 0;
@@ -139,6 +127,8 @@ const PAIR1 = 4;
 const LENGTH = 5;
 /** The value's arena handle, or LARGE when `values` holds it. */
 const HANDLE = 6;
+/** 1 while the entry's value was written after its pair hash was computed (in `pending`), else 0. */
+const PENDING = 7;
 const HOLE = -1;
 const LARGE = -1;
 const INITIAL_ENTRIES = 4;
@@ -156,6 +146,15 @@ export class HashValue {
   private ints: Int32Array;
   /** Entries in use, holes included: names.length === values.length === end. */
   private end = 0;
+  /**
+   * pending[0, pendingCount): entry numbers whose PENDING mark was set since
+   * the last settle(); an entry deleted since is skipped. A count, not
+   * `length = 0`, which reallocates the array on every settle.
+   */
+  private pending: number[] = [];
+  private pendingCount = 0;
+  /** On its keyspace's queue of keys to settle (keyspace.ts). */
+  queued = false;
   /** Accounted bytes of the fields. */
   bytes = 0;
   /** Sum of the field hashes per lane (int32 wrap-around). */
@@ -217,18 +216,21 @@ export class HashValue {
     return false;
   }
 
-  /** Replaces the value of entry `e` (from find()). */
+  /** Replaces the value of entry `e` (from find()); its pair hash waits for settle(). */
   overwrite(e: number, value: Uint8Array): void {
     const ints = this.ints;
     const at = e << STRIDE_SHIFT;
     const length = value.length;
-    this.bytes += length - (ints[at + LENGTH] as number);
-    this.h0 = (this.h0 - (ints[at + PAIR0] as number)) | 0;
-    this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
+    const oldLength = ints[at + LENGTH] as number;
+    this.bytes += length - oldLength;
     let handle = ints[at + HANDLE] as number;
     if (length <= SMALL_VALUE_BYTES) {
-      handle = handle === LARGE ? this.arena.reserve(length) : this.arena.resize(handle, length);
-      this.values[e] = null;
+      // Same length, same slot: its class and length byte are already right.
+      if (handle === LARGE) handle = this.arena.reserve(length);
+      else if (length !== oldLength) handle = this.arena.resize(handle, length);
+      // set() is a memmove: cheaper than a byte loop for a whole array.
+      this.arena.slab(handle).set(value, this.arena.dataStart(handle));
+      if (this.values[e] !== null) this.values[e] = null;
     } else {
       if (handle !== LARGE) this.arena.release(handle);
       handle = LARGE;
@@ -236,7 +238,35 @@ export class HashValue {
     }
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
-    this.hashIn(at, value, handle);
+    if (ints[at + PENDING] === 0) {
+      // Only deletes and adds again between settles list an entry twice: bound the list by the entries.
+      if (this.pendingCount > this.end) this.settle();
+      ints[at + PENDING] = 1;
+      this.pending[this.pendingCount++] = e;
+    }
+  }
+
+  /** Whether some pair hash waits for settle(): h0/h1 are not yet the content's. */
+  get unsettled(): boolean {
+    return this.pendingCount > 0;
+  }
+
+  /** Hashes the entries overwritten since the last call, bringing h0/h1 up to date. */
+  settle(): void {
+    const pending = this.pending;
+    const count = this.pendingCount;
+    if (count === 0) return;
+    const ints = this.ints;
+    for (let i = 0; i < count; i++) {
+      const at = (pending[i] as number) << STRIDE_SHIFT;
+      // Cleared by a delete, or already done (an entry deleted, added again and overwritten is listed twice).
+      if (ints[at + PENDING] === 0) continue;
+      ints[at + PENDING] = 0;
+      this.h0 = (this.h0 - (ints[at + PAIR0] as number)) | 0;
+      this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
+      this.hashIn(at, pending[i] as number);
+    }
+    this.pendingCount = 0;
   }
 
   /** Adds a field that is not set (see find()). */
@@ -252,13 +282,15 @@ export class HashValue {
     const length = value.length;
     const small = length <= SMALL_VALUE_BYTES;
     const handle = small ? this.arena.reserve(length) : LARGE;
+    if (small) this.arena.slab(handle).set(value, this.arena.dataStart(handle));
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
+    ints[at + PENDING] = 0;
     this.names.push(field);
     this.values.push(small ? null : value);
     this.index.set(field, e);
     this.bytes += fieldBytes(field, length);
-    this.hashIn(at, value, handle);
+    this.hashIn(at, e);
   }
 
   /** Deletes a field; true when it existed. */
@@ -274,6 +306,8 @@ export class HashValue {
     this.h0 = (this.h0 - (ints[at + PAIR0] as number)) | 0;
     this.h1 = (this.h1 - (ints[at + PAIR1] as number)) | 0;
     ints[at + LENGTH] = HOLE;
+    // The sum lost the pair hash it counted; nothing is left to settle.
+    ints[at + PENDING] = 0;
     this.names[e] = '';
     this.values[e] = null;
     // Holes at the end cost nothing to drop; elsewhere they wait for a squeeze.
@@ -314,7 +348,7 @@ export class HashValue {
     }
   }
 
-  /** An independent copy (its own arena slots), without holes. */
+  /** An independent copy (its own arena slots), without holes, settled (this one is left as it is). */
   clone(): HashValue {
     const copy = new HashValue(this.arena, this.index.size);
     const to = copy.ints;
@@ -330,17 +364,20 @@ export class HashValue {
       const field = this.names[e] as string;
       copy.names.push(field);
       copy.values.push(this.values[e] ?? null);
+      if (to[dst + PENDING] === 1) copy.pending[copy.pendingCount++] = n;
       copy.index.set(field, n++);
     }
     copy.end = n;
     copy.bytes = this.bytes;
     copy.h0 = this.h0;
     copy.h1 = this.h1;
+    copy.settle();
     return copy;
   }
 
-  /** Gives the arena slots back; the hash must not be used afterwards. */
+  /** Gives the arena slots back; the hash must not be used afterwards (nor settled: it leaves its keyspace's queue). */
   dispose(): void {
+    this.queued = false;
     for (let e = 0; e < this.end; e++) {
       const at = e << STRIDE_SHIFT;
       const handle = this.ints[at + HANDLE] as number;
@@ -353,14 +390,19 @@ export class HashValue {
     return this.end;
   }
 
-  /** Hashes the value of the entry at `at` (copying it into its arena slot, if any) and adds the pair's hash to the sum. */
-  private hashIn(at: number, value: Uint8Array, handle: number): void {
+  /** Hashes the stored value of entry `e` (at `at` in ints) with its field's part, and adds the pair's hash to the sum. */
+  private hashIn(at: number, e: number): void {
     const ints = this.ints;
     const f0 = ints[at + FIELD0] as number;
     const f1 = ints[at + FIELD1] as number;
     const p = ints[at + FIELD_POSITION] as number;
-    if (handle === LARGE) valueHash(f0, f1, p, value, null, 0);
-    else valueHash(f0, f1, p, value, this.arena.slab(handle), this.arena.dataStart(handle));
+    const handle = ints[at + HANDLE] as number;
+    if (handle === LARGE) {
+      const value = this.values[e] as Uint8Array;
+      valueHash(f0, f1, p, value, 0, value.length);
+    } else {
+      valueHash(f0, f1, p, this.arena.slab(handle), this.arena.dataStart(handle), ints[at + LENGTH] as number);
+    }
     const n0 = lanes[0] as number;
     const n1 = lanes[1] as number;
     ints[at + PAIR0] = n0;
@@ -383,6 +425,8 @@ export class HashValue {
 
   /** Moves the entries down over the holes, keeping their order, and renumbers them in the index. */
   private squeeze(): void {
+    // Pending entry numbers are about to change.
+    this.settle();
     const ints = this.ints;
     const names = this.names;
     const values = this.values;

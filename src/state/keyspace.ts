@@ -2,8 +2,9 @@
  * The stored keys and everything kept in step with them on every change: the
  * digest sum, the memory estimate, the LRU order, the expiry heap and the
  * scan index. Every change to a key goes through create / replace /
- * beginChange+endChange / setExpiry / remove, which is also where the two
- * observers of changes hook in:
+ * beginChange+endChange (endHashChange for a hash; beginHashOverwrite +
+ * endHashOverwrite around one field's overwrite) / setExpiry / remove, which
+ * is also where the two observers of changes hook in:
  *
  * - a Txn's undo log, which records a key's state before the Txn first
  *   changes it, so a failed Txn can be rolled back whole;
@@ -11,6 +12,10 @@
  *   change after the snapshot was opened, unless the snapshot already has it;
  * - the change set of incremental snapshots: the keys changed since the base
  *   snapshot, so that the next snapshot file rewrites only their rows.
+ *
+ * A hash overwrite leaves its pair hash pending (hash-value.ts): the key is
+ * queued, and settledSum() (the digest) and fingerprint() settle it first, so
+ * what they read does not depend on when they were read before.
  *
  * Expiry is not acted on here: an expired key stays stored (and in the
  * digest) until a write meets it or an expireSweep entry deletes it, the same
@@ -23,6 +28,7 @@ import type { Container, StoredValue } from './values.ts';
 import { containerPart, DigestSum, expiryPart, keyHash, valuePart } from './digest.ts';
 import { ExpiryHeap } from './expiry-heap.ts';
 import { lanes } from './hash.ts';
+import { HashValue } from './hash-value.ts';
 import { KeyEntry, NO_EXPIRY } from './key-entry.ts';
 import { LruList } from './lru-list.ts';
 import { KEY_OVERHEAD_BYTES } from './memory.ts';
@@ -72,8 +78,11 @@ export class Keyspace {
   private readonly scan = new ScanIndex();
   private readonly lru = new LruList();
   private readonly heap = new ExpiryHeap();
-  /** Digest sum of all keys. */
-  readonly sum = new DigestSum();
+  /** Digest sum of all keys; read it through settledSum(). */
+  private readonly sum = new DigestSum();
+  /** unsettled[0, unsettledCount): keys whose hash had overwrites not yet hashed (hash-value.ts), possibly gone since. */
+  private unsettled: (KeyEntry | null)[] = [];
+  private unsettledCount = 0;
   private used = 0;
   private undo: Map<string, UndoRecord | null> | null = null;
   private capture: Capture | null = null;
@@ -127,6 +136,8 @@ export class Keyspace {
 
   /** Adds a key that is not stored; keyBytes is its UTF-8 length. */
   create(key: string, keyBytes: number, value: StoredValue, expiresAtMs: number): KeyEntry {
+    // A new hash is not queued: its part must be final now.
+    if (value instanceof HashValue) value.settle();
     this.recordUndo(key, undefined);
     this.changed?.push(key);
     this.noteChangedSinceBase(key);
@@ -177,6 +188,66 @@ export class Keyspace {
     this.sum.sub(e.c0, e.c1);
     this.used -= container.bytes;
     e.bytes -= container.bytes;
+  }
+
+  /**
+   * endChange() for a hash, which may now have overwrites to settle: the key
+   * is queued for settledSum(). Hash writes must end with this one.
+   */
+  endHashChange(e: KeyEntry, hash: HashValue): void {
+    this.endChange(e, hash);
+    if (hash.unsettled && !hash.queued) {
+      hash.queued = true;
+      this.unsettled[this.unsettledCount++] = e;
+    }
+  }
+
+  /**
+   * Around HashValue.overwrite() of one field, instead of beginChange() and
+   * endHashChange(): the overwrite leaves the hash's sum, so the key's digest
+   * part, as it was until settled; only the bytes (by bytesDelta), recency
+   * and the settle queue change.
+   */
+  beginHashOverwrite(e: KeyEntry): void {
+    this.beforeChange(e);
+  }
+
+  endHashOverwrite(e: KeyEntry, hash: HashValue, bytesDelta: number): void {
+    this.used += bytesDelta;
+    e.bytes += bytesDelta;
+    this.lru.touch(e);
+    if (!hash.queued) {
+      hash.queued = true;
+      this.unsettled[this.unsettledCount++] = e;
+    }
+  }
+
+  /** The digest sum of all keys, after hashing what overwrites left pending. */
+  settledSum(): DigestSum {
+    const queue = this.unsettled;
+    const count = this.unsettledCount;
+    for (let i = 0; i < count; i++) {
+      const e = queue[i] as KeyEntry;
+      queue[i] = null;
+      // Not queued any more: disposed (its key removed, or given another value), or already settled (a key listed twice).
+      const hash = e.value;
+      if (!(hash instanceof HashValue) || !hash.queued) continue;
+      hash.queued = false;
+      this.settle(e, hash);
+    }
+    this.unsettledCount = 0;
+    return this.sum;
+  }
+
+  /** Brings a key's digest part up to date with its hash's pending overwrites. Not a change: the content is the same. */
+  private settle(e: KeyEntry, hash: HashValue): void {
+    // Recomputed even when the hash has nothing pending: it may have settled itself since its key's part was computed.
+    this.sum.sub(e.c0, e.c1);
+    hash.settle();
+    containerPart(e.k0, e.k1, hash);
+    e.c0 = lanes[0] as number;
+    e.c1 = lanes[1] as number;
+    this.sum.add(e.c0, e.c1);
   }
 
   endChange(e: KeyEntry, container: Container): void {
@@ -240,6 +311,8 @@ export class Keyspace {
     this.lru.clear();
     this.heap.clear();
     this.sum.reset();
+    this.unsettled = [];
+    this.unsettledCount = 0;
     this.used = 0;
     return n;
   }
@@ -251,6 +324,8 @@ export class Keyspace {
 
   /** A 53-bit fingerprint of the key's content (value, type and expiry), for evict's guard. */
   fingerprint(e: KeyEntry): number {
+    // Every replica must see the same figure, however often each has read its digest.
+    if (e.value instanceof HashValue) this.settle(e, e.value);
     let f0 = e.c0;
     let f1 = e.c1;
     if (e.expiresAtMs !== NO_EXPIRY) {

@@ -264,7 +264,7 @@ export class StateMachine {
 
   /** 16 hex digits summarizing keys, values, expiries and sessions; equal on replicas at the same index. */
   digest(): string {
-    return digestHex(this.keys.sum, this.sessions.sum);
+    return digestHex(this.keys.settledSum(), this.sessions.sum);
   }
 
   /**

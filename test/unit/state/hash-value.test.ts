@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Arena, SMALL_VALUE_BYTES } from '../../../src/state/arena.ts';
 import { fieldBytes, HashValue } from '../../../src/state/hash-value.ts';
+import { StateMachine } from '../../../src/state/index.ts';
 import { finish, fmix, lanes, lowbias } from '../../../src/state/hash.ts';
+import { commandArb } from './arbitraries.ts';
 import { b, errorCode, Harness, s } from './helpers.ts';
 
 /**
@@ -43,7 +45,10 @@ function expected(content: Map<string, Uint8Array>): { pairs: [string, number[]]
   return { pairs: [...content].map(([f, v]) => [f, [...v]]), h0, h1, bytes };
 }
 
+/** The hash's content, sums settled first (overwrites leave their pair hashes pending). */
 function actual(hash: HashValue): { pairs: [string, number[]][]; h0: number; h1: number; bytes: number } {
+  hash.settle();
+  expect(hash.unsettled).toBe(false);
   return { pairs: hash.toArray().map(([f, v]) => [f, [...v]]), h0: hash.h0, h1: hash.h1, bytes: hash.bytes };
 }
 
@@ -58,6 +63,9 @@ describe('HashValue', () => {
       fc.record({ set: fieldArb, value: valueArb }),
       fc.record({ del: fieldArb }),
       fc.record({ get: fieldArb }),
+      // Settling and cloning at any point, between overwrites left pending.
+      fc.record({ settle: fc.constant(true) }),
+      fc.record({ clone: fc.constant(true) }),
     );
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => {
@@ -65,7 +73,15 @@ describe('HashValue', () => {
         const hash = new HashValue(arena);
         const model = new Map<string, Uint8Array>();
         for (const op of ops) {
-          if ('set' in op) {
+          if ('settle' in op) {
+            hash.settle();
+            expect(hash.unsettled).toBe(false);
+          } else if ('clone' in op) {
+            const copy = hash.clone();
+            expect(copy.unsettled).toBe(false);
+            expect(actual(copy)).toEqual(expected(model));
+            copy.dispose();
+          } else if ('set' in op) {
             expect(hash.set(op.set, op.value)).toBe(!model.has(op.set));
             model.set(op.set, op.value.slice());
           } else if ('del' in op) {
@@ -85,6 +101,61 @@ describe('HashValue', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('leaves an overwrite\'s pair hash pending until settle(), which hashes each pending entry once, from its stored bytes', () => {
+    const hash = new HashValue(new Arena());
+    const model = new Map<string, Uint8Array>();
+    for (let i = 0; i < 40; i++) {
+      hash.set(`f${i}`, bytesOf(16, i));
+      model.set(`f${i}`, bytesOf(16, i));
+    }
+    expect(hash.unsettled).toBe(false); // new fields are hashed at once
+    const before = [hash.h0, hash.h1];
+    const large = bytesOf(SMALL_VALUE_BYTES + 10, 7);
+    for (let round = 0; round < 3; round++) {
+      for (const i of [3, 5, 5, 39]) {
+        const value = i === 39 ? large : bytesOf(16, 100 * round + i);
+        hash.set(`f${i}`, value);
+        model.set(`f${i}`, value);
+      }
+    }
+    expect(hash.unsettled).toBe(true);
+    expect([hash.h0, hash.h1]).toEqual(before); // the old pair hashes, still counted
+    // The stored bytes are already the new ones: reads need no settle.
+    expect([...(hash.get('f5') as Uint8Array)]).toEqual([...bytesOf(16, 205)]);
+    // A pending entry deleted, set again and overwritten again is listed twice, and hashed once.
+    hash.delete('f3');
+    hash.set('f3', b('again'));
+    hash.set('f3', b('and again'));
+    model.delete('f3');
+    model.set('f3', b('and again'));
+    expect(actual(hash)).toEqual(expected(model));
+  });
+
+  it('settles before a squeeze renumbers pending entries, and a pending entry deleted at the threshold leaves no trace', () => {
+    const hash = new HashValue(new Arena());
+    const model = new Map<string, Uint8Array>();
+    for (let i = 0; i < 64; i++) {
+      hash.set(`f${i}`, bytesOf(16, i));
+      model.set(`f${i}`, bytesOf(16, i));
+    }
+    // Overwrite the odd ones (pending), then delete even ones until the squeeze.
+    for (let i = 1; i < 64; i += 2) {
+      hash.set(`f${i}`, bytesOf(20, i + 1000));
+      model.set(`f${i}`, bytesOf(20, i + 1000));
+    }
+    hash.delete('f1'); // pending and deleted
+    model.delete('f1');
+    for (let i = 0; i < 64 && hash.entrySlots > hash.size; i += 2) {
+      hash.delete(`f${i}`);
+      model.delete(`f${i}`);
+    }
+    expect(hash.entrySlots).toBe(hash.size); // squeezed
+    expect(hash.unsettled).toBe(false);
+    hash.set('f63', b('after the squeeze'));
+    model.set('f63', b('after the squeeze'));
+    expect(actual(hash)).toEqual(expected(model));
   });
 
   it('grows past its initial room, keeping insertion order', () => {
@@ -203,5 +274,76 @@ describe('HSet through the state machine', () => {
     expect([h.sm.memoryUsed(), h.sm.digest()]).toEqual([used, digest]);
     h.ok({ op: 'hset', key: 'h', fields: [['f', b('w')]] }, 'count'); // same size: passes
     expect(h.hash('h')).toEqual([['f', 'w']]);
+  });
+});
+
+describe('pending pair hashes and the digest', () => {
+  /** HSets, HDels and other writes over a few hashes, so overwrites leave hashes pending between digests. */
+  const hashCommandArb = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ key: fc.constantFrom('h1', 'h2', 'a'), field: fc.constantFrom('f', 'g', 'h', 'i'), value: fc.uint8Array({ maxLength: 70 }) }).map(({ key, field, value }) => ({ op: 'hset' as const, key, fields: [[field, value] as const] })) },
+    { weight: 1, arbitrary: fc.record({ key: fc.constantFrom('h1', 'h2'), fields: fc.array(fc.tuple(fc.constantFrom('f', 'g', 'x'), fc.uint8Array({ maxLength: 20 })), { minLength: 1, maxLength: 4 }) }).map(({ key, fields }) => ({ op: 'hset' as const, key, fields })) },
+    { weight: 1, arbitrary: fc.record({ key: fc.constantFrom('h1', 'h2'), fields: fc.array(fc.constantFrom('f', 'g', 'h', 'i'), { minLength: 1, maxLength: 3 }) }).map(({ key, fields }) => ({ op: 'hdel' as const, key, fields })) },
+    { weight: 1, arbitrary: commandArb },
+  );
+
+  it('rolls a pending overwrite back with its Txn, and an export opened before it keeps the old row and digest', () => {
+    const h = new Harness();
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('one')], ['g', b('two')]] }, 'count');
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('three')]] }, 'count'); // pending
+    const digest = h.sm.digest();
+    h.ok({ op: 'hset', key: 'h', fields: [['g', b('four')]] }, 'count'); // pending, not yet settled
+    const view = h.sm.exportRows(); // settles: its digest is of f=three, g=four
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('five')]] }, 'count'); // after the export: copy-on-write
+    // Txn: overwrite g, then fail on LPush to a hash; the undo log's copy goes back.
+    const failed = h.apply({ op: 'txn', compares: [], success: [{ op: 'hset', key: 'h', fields: [['g', b('six')]] }, { op: 'lpush', key: 'h', values: [b('x')] }], failure: [] });
+    expect(errorCode(failed)).toBe('WRONGTYPE');
+    expect(h.hash('h')).toEqual([['f', 'five'], ['g', 'four']]);
+    const restored = StateMachine.fromRows({ ...view, keyRows: [...view.keyRows] });
+    view.close();
+    expect(restored.digest()).toBe(view.digest);
+    expect(new Harness({}, restored).hash('h')).toEqual([['f', 'three'], ['g', 'four']]);
+    h.ok({ op: 'hset', key: 'h', fields: [['f', b('three')]] }, 'count');
+    h.ok({ op: 'hset', key: 'h', fields: [['g', b('two')]] }, 'count');
+    expect(h.sm.digest()).toBe(digest);
+  });
+
+  it('bounds the pending list under delete-and-set-again churn by settling early, and the key\'s digest part follows', () => {
+    const churned = new Harness();
+    const fresh = new Harness();
+    churned.ok({ op: 'hset', key: 'h', fields: [['keep', b('k')], ['f', b('0')]] }, 'count');
+    for (let i = 1; i <= 20; i++) {
+      // Overwrite (pending), delete, set again (a new entry at the end, hashed at once): the old entry number is listed again.
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`v${i}`)]] }, 'count');
+      churned.ok({ op: 'hdel', key: 'h', fields: ['f'] }, 'count');
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`w${i}`)]] }, 'count');
+      churned.ok({ op: 'hset', key: 'h', fields: [['f', b(`x${i}`)]] }, 'count');
+    }
+    fresh.ok({ op: 'hset', key: 'h', fields: [['keep', b('k')], ['f', b('x20')]] }, 'count');
+    expect(churned.hash('h')).toEqual([['keep', 'k'], ['f', 'x20']]);
+    expect(churned.sm.evictionCandidates(Infinity)).toEqual(fresh.sm.evictionCandidates(Infinity));
+    expect(churned.sm.digest()).toBe(fresh.sm.digest());
+  });
+
+  it('reads the same digest and fingerprints whether it is read after every entry or only at the end, and as a rebuilt state', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(hashCommandArb, fc.boolean()), { maxLength: 60 }), (steps) => {
+        const often = new Harness();
+        const once = new Harness();
+        for (const [command, look] of steps) {
+          often.apply(command);
+          once.apply(command);
+          if (look) often.sm.digest();
+          // Fingerprints go into evict entries that every replica checks: they must not depend on earlier digest reads.
+          if (look) expect(once.sm.evictionCandidates(Infinity)).toEqual(often.sm.evictionCandidates(Infinity));
+        }
+        const view = once.sm.exportRows();
+        const rows = [...view.keyRows];
+        const rebuilt = StateMachine.fromRows({ ...view, keyRows: rows });
+        view.close();
+        expect(once.sm.digest()).toBe(often.sm.digest());
+        expect(rebuilt.digest()).toBe(once.sm.digest());
+      }),
+      { numRuns: 200 },
+    );
   });
 });
