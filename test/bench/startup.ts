@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- startup [--runs 5] [--client-threads N] [--bin PATH]`:
+ * `npm run bench -- startup [--runs 5] [--client-threads N] [--bin PATH]...`:
  * how long a single-node `quorumkv serve` with an empty data dir takes from
  * its spawn until its client port answers Cluster/Status. --bin runs another
- * checkout's bin/quorumkv.js (e.g. an older commit, to compare).
+ * checkout's bin/quorumkv.js (e.g. an older commit, to compare); given more
+ * than once, the runs of each alternate, so that they share the machine's load.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,21 +25,26 @@ export async function run(argv: string[]): Promise<void> {
     options: {
       runs: { type: 'string', default: '5' },
       'client-threads': { type: 'string', default: '0' },
-      bin: { type: 'string', default: join(REPO_ROOT, 'bin', 'quorumkv.js') },
+      bin: { type: 'string', multiple: true, default: [join(REPO_ROOT, 'bin', 'quorumkv.js')] },
     },
     strict: true,
   });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  const bin = resolve(values.bin);
-  const timesMs: number[] = [];
-  for (let i = 0; i < runs; i++) timesMs.push(await startOnce(bin, values['client-threads']));
-  const sorted = [...timesMs].sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-  console.log(
-    `${bin} serve --client-threads ${values['client-threads']}: spawn to client port answering, ms: ` +
-      `min ${Math.round(sorted[0] ?? 0)}, median ${Math.round(median)}, runs ${timesMs.map(Math.round).join(' ')}`,
-  );
+  const bins = values.bin.map((bin) => resolve(bin));
+  const timesMs = bins.map((): number[] => []);
+  for (let i = 0; i < runs; i++) {
+    for (const [index, bin] of bins.entries()) timesMs[index]?.push(await startOnce(bin, values['client-threads']));
+  }
+  for (const [index, bin] of bins.entries()) {
+    const times = timesMs[index] ?? [];
+    const sorted = [...times].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
+    console.log(
+      `${bin} serve --client-threads ${values['client-threads']}: spawn to client port answering, ms: ` +
+        `min ${Math.round(sorted[0] ?? 0)}, median ${Math.round(median)}, runs ${times.map(Math.round).join(' ')}`,
+    );
+  }
 }
 
 async function startOnce(bin: string, clientThreads: string): Promise<number> {
