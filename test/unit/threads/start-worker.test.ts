@@ -36,6 +36,13 @@ describe('worker entries of the build', () => {
     for (const module of buildScript.WORKER_ENTRIES) expect(existsSync(join(REPO_ROOT, 'src', module)), module).toBe(true);
   });
 
+  it('are the only way src/ starts a worker thread', () => {
+    const direct = sourceFiles(join(REPO_ROOT, 'src'))
+      .filter((file) => /new Worker\(/.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(REPO_ROOT, file));
+    expect(direct).toEqual([join('src', 'threads', 'start-worker.ts')]);
+  });
+
   it('are bundled under the name startWorker() looks for', () => {
     for (const module of buildScript.WORKER_ENTRIES) expect(buildScript.workerBundleName(module)).toBe(workerBundleName(module));
     expect(workerBundleName('server/client-threads/worker.ts')).toBe('server.client-threads.worker.mjs');
