@@ -16,7 +16,7 @@
  *   node scripts/build.js     builds if the current sources have no build yet (npm runs it as `prepare`)
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -41,8 +41,10 @@ export function workerBundleName(sourcePath) {
   return `${sourcePath.replace(/\.ts$/, '').replaceAll('/', '.')}.mjs`;
 }
 
-/** Builds kept besides the current one: a process still running an older build may yet start a worker from it. */
+/** Builds kept besides the current one, the most recently used first; and any a running process uses (holdBuild). */
 const KEEP_BUILDS = 4;
+/** The marker file name of a process that runs a build, with its pid after it. */
+const IN_USE = '.in-use-';
 /** A temporary build dir this old is left over from a builder that died. */
 const ABANDONED_MS = 10 * 60_000;
 
@@ -74,14 +76,51 @@ function listFiles(dir) {
 }
 
 /**
- * The bundle of CLI `name` for the current sources, built first if needed. Throws if it cannot be built.
+ * The bundle of CLI `name` for the current sources, built first if needed,
+ * and held for as long as this process runs. Throws if it cannot be built.
  * @param {string} name
  */
 export async function builtCli(name) {
   const dir = buildDir();
   const entry = join(dir, `${name}.mjs`);
   if (!existsSync(entry)) await build(dir);
+  holdBuild(dir);
   return entry;
+}
+
+/**
+ * Marks build `dir` as used by this process until it exits: a process starts
+ * worker threads from its build long after its own start, so no other
+ * process's clean-up may remove the build meanwhile.
+ * @param {string} dir
+ */
+function holdBuild(dir) {
+  const marker = join(dir, `${IN_USE}${process.pid}`);
+  try {
+    writeFileSync(marker, '');
+  } catch {
+    return; // a read-only install: nothing there is ever removed either
+  }
+  process.once('exit', () => rmSync(marker, { force: true }));
+}
+
+/**
+ * Whether a process that holds build `dir` still runs (a killed one leaves its marker behind).
+ * @param {string} dir
+ */
+function inUse(dir) {
+  return readdirSync(dir).some((name) => name.startsWith(IN_USE) && isRunning(Number(name.slice(IN_USE.length))));
+}
+
+/** @param {number} pid */
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
+  }
 }
 
 /** @param {string} dir */
@@ -118,7 +157,11 @@ async function build(dir) {
     if (existsSync(join(dir, `${CLI_ENTRIES[0]}.mjs`))) return;
     throw error;
   }
-  removeOldBuilds(dir);
+  try {
+    removeOldBuilds(dir);
+  } catch {
+    // Best effort: another process may be removing the same builds.
+  }
 }
 
 /** @param {string} current */
@@ -140,8 +183,11 @@ function removeOldBuilds(current) {
       builds.push({ path, modifiedMs });
     }
   }
+  // A build's mtime is when a process last started on it (its marker was added).
   builds.sort((a, b) => b.modifiedMs - a.modifiedMs);
-  for (const { path } of builds.slice(KEEP_BUILDS)) rmSync(path, { recursive: true, force: true });
+  for (const { path } of builds.slice(KEEP_BUILDS)) {
+    if (!inUse(path)) rmSync(path, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -103,6 +103,30 @@ describe('bin/ runs the build of src/', () => {
     expect(builds(root).ids).toHaveLength(2);
   });
 
+  it('removes builds beyond the four last used, but none that a running process uses', async () => {
+    const root = copyCheckout({ tsx: false });
+    const bin = join(root, 'bin', 'quorumkv.js');
+    const source = join(root, 'src', 'cli', 'quorumkv.ts');
+    const original = readFileSync(source, 'utf8');
+    cluster = await TestCluster.start({ size: 1, bin });
+    const [running] = builds(root).ids;
+
+    const edits: string[] = [];
+    const edit = async (n: number): Promise<void> => {
+      writeFileSync(source, original.replace('run one node (', `run one node ${n} (`));
+      expect((await run(bin, ['--help'])).stdout).toContain(`run one node ${n} (`);
+      edits.push(builds(root).ids.find((id) => id !== running && !edits.includes(id)) as string);
+    };
+    for (let n = 1; n <= 6; n++) await edit(n);
+    // The first edit's build is one too many; the running node's, older still, stays.
+    expect(builds(root).ids.sort()).toEqual([running, ...edits.slice(1)].sort());
+
+    await cluster.stop();
+    cluster = null;
+    await edit(7);
+    expect(builds(root).ids.sort()).toEqual(edits.slice(2).sort());
+  });
+
   it('makes one build when several processes start at once on changed sources', async () => {
     const root = copyCheckout({ tsx: false });
     const bin = join(root, 'bin', 'qkv.js');
