@@ -21,7 +21,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(REPO_ROOT, 'dist');
 
 /** The CLIs: bin/NAME.js runs src/cli/NAME.ts, bundled as NAME.mjs. */
