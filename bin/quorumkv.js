@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly: tsx compiles it on load, so a checkout needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs src/cli/quorumkv.ts from its build, made first if the sources changed (run-cli.js).
+import { runCli } from './run-cli.js';
 
-register();
-await import('../src/cli/quorumkv.ts');
+await runCli('quorumkv');

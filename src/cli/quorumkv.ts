@@ -150,6 +150,7 @@ async function dev(argv: string[]): Promise<void> {
   const tlsFlags = (id: string): string[] =>
     values.tls ? ['--cert', join(certsDir, `${id}.pem`), '--key', join(certsDir, `${id}-key.pem`), '--ca', join(certsDir, 'ca.pem')] : [];
   const initialCluster = ids.map((id, i) => `${id}=127.0.0.1:${7101 + i}`).join(',');
+  // This module runs from src/cli/ or from its bundle in dist/<build id>/: both two levels below the repository.
   const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'quorumkv.js');
   const children: ChildProcess[] = [];
   const colors = [36, 33, 35, 32, 34, 31, 37];

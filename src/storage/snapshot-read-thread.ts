@@ -5,7 +5,7 @@
  * errors as SnapshotFileReader.keys() / sessions(): the worker runs
  * keyBatches() / sessions().
  */
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../threads/start-worker.ts';
 import { CorruptDataError } from './errors.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import type { SnapshotExpectation } from './snapshot-file.ts';
@@ -49,7 +49,7 @@ export function readSnapshotRowsInWorker(
 ): Promise<SnapshotSessionRow[]> {
   const control = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   const request: ReadRequest = { path, expect, control: control.buffer as SharedArrayBuffer };
-  const worker = startWorker(new URL('./snapshot-read-worker.ts', import.meta.url), request);
+  const worker = startWorker('storage/snapshot-read-worker.ts', { workerData: request });
   return new Promise<SnapshotSessionRow[]>((resolve, reject) => {
     let settled = false;
     const settle = (outcome: { sessions: SnapshotSessionRow[] } | { error: Error }): void => {
@@ -86,16 +86,4 @@ export function readSnapshotRowsInWorker(
 function rebuild(error: WorkerError, path: string): Error {
   if (error.kind === 'corrupt') return new CorruptDataError(error.file, error.detail);
   return new Error(`reading snapshot ${path}: ${error.name}: ${error.message}`);
-}
-
-/**
- * Starts a worker on a TypeScript module. Worker threads do not inherit the
- * tsx hooks the process was started with (bin/quorumkv.js, vitest), so a
- * one-line bootstrap registers them in the worker before importing it.
- */
-function startWorker(entry: URL, workerData: unknown): Worker {
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData });
 }

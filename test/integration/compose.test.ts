@@ -282,7 +282,7 @@ describe('deploy/Dockerfile', () => {
     expect(image.exposed).toEqual([7001, 7101, 7201]);
     expect(image.healthcheck).toEqual(['node', 'deploy/healthcheck.mjs']);
     // The image is built from these paths: the entry point, its sources and the health check must exist.
-    for (const file of ['bin/quorumkv.js', 'deploy/healthcheck.mjs', 'proto', 'src', 'package-lock.json']) {
+    for (const file of ['bin/quorumkv.js', 'deploy/healthcheck.mjs', 'proto', 'scripts/build.js', 'src', 'package-lock.json']) {
       expect(fs.existsSync(path.join(REPO_ROOT, file)), file).toBe(true);
     }
   });

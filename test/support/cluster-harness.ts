@@ -143,6 +143,8 @@ export interface ClusterOptions {
   readonly tls?: boolean;
   /** A bearer token the harness's own clients send (an admin's, for nodes started with --auth-file). */
   readonly token?: string;
+  /** The bin/quorumkv.js the nodes run (default: this checkout's). */
+  readonly bin?: string;
 }
 
 /** The user whose client certificate the harness's own clients present in a TLS cluster. */
@@ -164,12 +166,13 @@ export class TestCluster {
   private constructor(
     private readonly flags: readonly string[],
     private readonly token: string | null,
+    private readonly bin: string,
   ) {
     this.root = mkdtempSync(join(tmpdir(), 'quorumkv-test-'));
   }
 
   static async start(options: ClusterOptions): Promise<TestCluster> {
-    const cluster = new TestCluster(options.flags ?? [], options.token ?? null);
+    const cluster = new TestCluster(options.flags ?? [], options.token ?? null, options.bin ?? BIN);
     try {
       if (options.tls === true) {
         cluster.certs = await TestCerts.create(join(cluster.root, 'certs'));
@@ -196,7 +199,7 @@ export class TestCluster {
     const child = spawn(
       process.execPath,
       [
-        BIN,
+        this.bin,
         'serve',
         '--id', spec.id,
         '--data-dir', spec.dataDir,

@@ -8,10 +8,11 @@
  * A worker that dies leaves the node unable to serve part of its clients, so
  * it is fatal: onFatal is told, and the node stops (a supervisor restarts it).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Protos } from '../../proto/loader.ts';
+import { startWorker } from '../../threads/start-worker.ts';
 import { clientMethods } from './protocol.ts';
 import type { ForwardedServiceKey, WorkerSettings, WorkerToMain } from './protocol.ts';
 import { WorkerLink } from './worker-link.ts';
@@ -39,27 +40,6 @@ export class ClientThreadError extends Error {
   }
 }
 
-const WORKER_ENTRY = new URL('./worker.ts', import.meta.url).href;
-
-/**
- * Workers start from this (CommonJS, eval'd): the TypeScript entry needs tsx
- * registered in the worker's own module loader, as bin/quorumkv.js does for the main thread.
- */
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.loader !== null) {
-    (await import(workerData.loader)).register();
-  }
-  await import(workerData.entry);
-})();
-`;
-
-function tsxLoader(): string | null {
-  if (!WORKER_ENTRY.endsWith('.ts')) return null;
-  return import.meta.resolve('tsx/esm/api');
-}
-
 export function splitHostPort(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
   if (match === null) throw new ClientThreadError(`cannot serve the client API on ${address}: not host:port`);
@@ -83,7 +63,6 @@ export class ClientThreads {
       return { ...method, handler };
     });
     const { host, port } = splitHostPort(options.address);
-    const loader = tsxLoader();
     const workers: Worker[] = [];
     const links: WorkerLink[] = [];
     let started = false;
@@ -93,7 +72,7 @@ export class ClientThreads {
     const spawn = (index: number): Promise<{ port: number; fd: number }> =>
       new Promise((resolve, reject) => {
         const settings: WorkerSettings = { index, host, port, serverOptions: options.serverOptions, tls: options.tls };
-        const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { loader, entry: WORKER_ENTRY, settings }, name: `client-thread-${index}` });
+        const worker = startWorker('server/client-threads/worker.ts', { workerData: { settings }, name: `client-thread-${index}` });
         const link = new WorkerLink(worker, methods);
         workers.push(worker);
         links.push(link);
