@@ -111,6 +111,8 @@ export class ClientThreads {
           }
         });
         worker.on('error', fail);
+        // A thread that exits closes the listening fd its siblings share, and libuv aborts the process at a
+        // sibling's next epoll_ctl on it: the node stops either way, by onFatal's exit or by that abort.
         worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
       });
 
