@@ -4,6 +4,7 @@
  * advance). Client writes become log entries and resolve when applied here;
  * linearizable reads wait for a ReadIndex and for apply to reach it.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { COMMIT_NOTICE_MS, NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
@@ -162,15 +163,24 @@ export class RaftNode {
 
   private async restore(file: StoredSnapshot): Promise<void> {
     const began = performance.now();
+    // Raft runs beside the restore: the longest the event loop was held tells whether heartbeats could be answered in time.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     let state: StateMachine;
     try {
       state = await restoreInWorker(this.storage, file, this.options.stateConfig);
+      loopDelay.disable();
       await this.options.restoreGate?.();
     } catch (error) {
       throw new Error(`restoring the state from snapshot ${file.path} failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      loopDelay.disable();
     }
     if (this.stopped) return;
-    this.logger.info({ index: file.index, keys: state.stats().storedKeys, ms: Math.round(performance.now() - began) }, 'state restored from snapshot');
+    this.logger.info(
+      { index: file.index, keys: state.stats().storedKeys, ms: Math.round(performance.now() - began), maxEventLoopDelayMs: Math.round(loopDelay.max / 1e6) },
+      'state restored from snapshot',
+    );
     this.current = state;
     // The entries committed meanwhile are applied now, in order, from the one after the snapshot.
     this.raft.setApplyPaused(false);

@@ -61,25 +61,51 @@ export function readSnapshotRowsInWorker(
       if ('error' in outcome) reject(outcome.error);
       else resolve(outcome.sessions);
     };
-    worker.on('message', (message: WorkerMessage) => {
+    // Node hands a port's queued messages over in one go (as long as the worker keeps posting,
+    // the whole snapshot): each batch waits here and is taken in its own event-loop turn, so
+    // timers and sockets (the node's Raft heartbeats) are served between batches.
+    const waiting: PackedKeyRows[] = [];
+    let done: SnapshotSessionRow[] | null = null;
+    let takeScheduled = false;
+    const takeOne = (): void => {
+      takeScheduled = false;
       if (settled) return;
-      if (message.kind === 'keys') {
+      const batch = waiting.shift();
+      if (batch !== undefined) {
         try {
-          onKeys(message.batch);
+          onKeys(batch);
         } catch (error) {
           settle({ error: error as Error });
           return;
         }
         Atomics.add(control, CONSUMED, 1);
         Atomics.notify(control, CONSUMED);
+      }
+      if (waiting.length > 0) scheduleTake();
+      else if (done !== null) settle({ sessions: done });
+    };
+    const scheduleTake = (): void => {
+      if (takeScheduled) return;
+      takeScheduled = true;
+      setImmediate(takeOne);
+    };
+    worker.on('message', (message: WorkerMessage) => {
+      if (settled) return;
+      if (message.kind === 'keys') {
+        waiting.push(message.batch);
+        scheduleTake();
       } else if (message.kind === 'done') {
-        settle({ sessions: message.sessions });
+        done = message.sessions;
+        scheduleTake();
       } else {
         settle({ error: rebuild(message.error, path) });
       }
     });
     worker.on('error', (error) => settle({ error: new Error(`reading snapshot ${path}: the reader thread failed: ${error.message}`, { cause: error }) }));
-    worker.on('exit', (code) => settle({ error: new Error(`reading snapshot ${path}: the reader thread exited (code ${code}) before it finished`) }));
+    worker.on('exit', (code) => {
+      // After 'done' the worker may end before the last batches are taken here: that is its normal end.
+      if (done === null) settle({ error: new Error(`reading snapshot ${path}: the reader thread exited (code ${code}) before it finished`) });
+    });
   });
 }
 

@@ -127,6 +127,30 @@ describe('reading a snapshot on a worker thread', () => {
     expect(await workerError(storage, snapshot)).toMatchObject({ name: 'CorruptDataError', message: expect.stringMatching(/the snapshot file is missing/) });
   });
 
+  it('takes one batch per event-loop turn: what else the thread has to do runs between batches, however far ahead the worker is', async () => {
+    const { storage, snapshot } = await written();
+    let turns = 0;
+    let probing = true;
+    const probe = (): void => {
+      turns++;
+      if (probing) setImmediate(probe);
+    };
+    setImmediate(probe);
+    const turnAtBatch: number[] = [];
+    try {
+      await storage.readSnapshotRows(snapshot, () => {
+        turnAtBatch.push(turns);
+        // A slow consumer: meanwhile the worker posts every batch it may (MAX_BATCHES_AHEAD).
+        const until = performance.now() + 20;
+        while (performance.now() < until);
+      });
+    } finally {
+      probing = false;
+    }
+    expect(turnAtBatch.length).toBeGreaterThan(2);
+    for (let i = 1; i < turnAtBatch.length; i++) expect(turnAtBatch[i]).toBeGreaterThan(turnAtBatch[i - 1] as number);
+  });
+
   it('a consumer that throws stops the read with its error', async () => {
     const { storage, snapshot } = await written();
     let calls = 0;
