@@ -13,15 +13,46 @@ import type { SnapshotSessionRow } from './types.ts';
 
 /** Batches the worker may post before the main thread has taken them: bounds the memory between the two. */
 export const MAX_BATCHES_AHEAD = 8;
-/** Slots of the shared control array: batches the main thread has taken, and its request to stop. */
+/** Slots of the shared control array: batches the main thread has taken, its request to stop, and its request to give way. */
 export const CONSUMED = 0;
 export const STOP = 1;
+export const GIVE_WAY = 2;
+/** The nice value a reader thread that gives way takes (Linux, where nice is per thread): the lowest priority. */
+export const GIVE_WAY_NICE = 19;
+
+/**
+ * Lets the caller of a read ask its thread to give way to other work on a
+ * busy machine: the thread lowers its own CPU priority, for the rest of the
+ * read (an unprivileged thread cannot raise it again). On a machine with a
+ * free core that costs nothing. Linux only; elsewhere nice is per process,
+ * and the request is ignored.
+ */
+export class ReadPriority {
+  private control: Int32Array | null = null;
+  private lowered = false;
+
+  /** Asks the read's thread (now, or once it starts) to lower its priority. */
+  lower(): void {
+    this.lowered = true;
+    if (this.control !== null) Atomics.store(this.control, GIVE_WAY, 1);
+  }
+
+  get isLowered(): boolean {
+    return this.lowered;
+  }
+
+  /** @internal Called by readSnapshotRowsInWorker with the read's control array. */
+  attach(control: Int32Array): void {
+    this.control = control;
+    if (this.lowered) Atomics.store(control, GIVE_WAY, 1);
+  }
+}
 
 /** workerData of the worker. */
 export interface ReadRequest {
   readonly path: string;
   readonly expect: SnapshotExpectation;
-  /** Int32Array slots CONSUMED and STOP. */
+  /** Int32Array slots CONSUMED, STOP and GIVE_WAY. */
   readonly control: SharedArrayBuffer;
 }
 
@@ -46,8 +77,10 @@ export function readSnapshotRowsInWorker(
   path: string,
   expect: SnapshotExpectation,
   onKeys: (batch: PackedKeyRows) => void,
+  priority: ReadPriority | null = null,
 ): Promise<SnapshotSessionRow[]> {
-  const control = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  const control = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+  priority?.attach(control);
   const request: ReadRequest = { path, expect, control: control.buffer as SharedArrayBuffer };
   const worker = startWorker(new URL('./snapshot-read-worker.ts', import.meta.url), request);
   return new Promise<SnapshotSessionRow[]>((resolve, reject) => {

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
+import { getPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { CorruptDataError, forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { CorruptDataError, ReadPriority, forEachPackedKeyRow } from '../../../src/storage/index.ts';
 import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
@@ -149,6 +150,31 @@ describe('reading a snapshot on a worker thread', () => {
     }
     expect(turnAtBatch.length).toBeGreaterThan(2);
     for (let i = 1; i < turnAtBatch.length; i++) expect(turnAtBatch[i]).toBeGreaterThan(turnAtBatch[i - 1] as number);
+  });
+
+  it.runIf(process.platform === 'linux')('a read asked to give way lowers the priority of its own thread, not of the caller', async () => {
+    const { storage, snapshot } = await written();
+    const niceOfThreads = (): number[] =>
+      fs.readdirSync('/proc/self/task').map((tid) => Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16]));
+    const before = niceOfThreads();
+    const callerNice = getPriority(0);
+    const priority = new ReadPriority();
+    let highestNiceSeen = -Infinity;
+    const keys: string[] = [];
+    await storage.readSnapshotRows(
+      snapshot,
+      (batch) => {
+        // Asked at the first batch; the worker looks before it posts each next one.
+        if (!priority.isLowered) priority.lower();
+        else highestNiceSeen = Math.max(highestNiceSeen, ...niceOfThreads());
+        forEachPackedKeyRow(batch, (key) => keys.push(key));
+      },
+      priority,
+    );
+    expect(keys).toHaveLength(KEYS.length);
+    expect(before).not.toContain(19);
+    expect(highestNiceSeen).toBe(19);
+    expect(getPriority(0)).toBe(callerNice);
   });
 
   it('a consumer that throws stops the read with its error', async () => {
