@@ -17,8 +17,8 @@ export const MAX_BATCHES_AHEAD = 8;
 export const CONSUMED = 0;
 export const STOP = 1;
 export const GIVE_WAY = 2;
-/** The nice value a reader thread that gives way takes (Linux, where nice is per thread): the lowest priority. */
-export const GIVE_WAY_NICE = 19;
+/** The nice value a reader thread that gives way takes (Linux, where nice is per thread): a tenth of a normal thread's share of a busy core, not none (a leader that fails over to this node waits for this restore). */
+export const GIVE_WAY_NICE = 10;
 
 /**
  * Lets the caller of a read ask its thread to give way to other work on a

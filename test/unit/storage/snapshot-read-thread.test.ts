@@ -3,6 +3,7 @@ import { getPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError, ReadPriority, forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { GIVE_WAY_NICE } from '../../../src/storage/snapshot-read-thread.ts';
 import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
@@ -172,8 +173,8 @@ describe('reading a snapshot on a worker thread', () => {
       priority,
     );
     expect(keys).toHaveLength(KEYS.length);
-    expect(before).not.toContain(19);
-    expect(highestNiceSeen).toBe(19);
+    expect(before).not.toContain(GIVE_WAY_NICE);
+    expect(highestNiceSeen).toBe(GIVE_WAY_NICE);
     expect(getPriority(0)).toBe(callerNice);
   });
 
