@@ -141,6 +141,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
         keys: state === null ? 0 : state.keyCount(node.readTimeMs()),
         memoryUsedBytes: state?.memoryUsed() ?? 0,
         watchers: watchHub?.watcherCount ?? 0,
+        restoring: state === null,
       };
     });
     // The peer API listens before the node is wired: messages that come before are dropped (Raft

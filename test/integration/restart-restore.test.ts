@@ -89,6 +89,7 @@ describe('restart while the state is restored', () => {
     const restoring = await status(c, 'n1');
     expect(restoring['applied_index']).toBe(0);
     expect(restoring['state_digest']).toBe('');
+    expect(await metric(c, 'n1', 'quorumkv_state_restoring')).toBe(1);
     expect(Number(restoring['log_last_index'])).toBeGreaterThanOrEqual(Number(leaderStatus['commit_index']));
     // Its serializable reads wait for the state rather than answer from an empty one.
     expect(await failure(c.client('n1').call('Get', { key: 'k1', consistency: 'SERIALIZABLE' }, 500))).toBe('DEADLINE_EXCEEDED');
@@ -99,6 +100,7 @@ describe('restart while the state is restored', () => {
     expect(restored?.['state_digest']).toBe(leader?.['state_digest']);
     expect(Number(restored?.['applied_index'])).toBeGreaterThanOrEqual(Number(leaderStatus['commit_index']));
     expect(Number(restored?.['keys'])).toBe(50);
+    expect(await metric(c, 'n1', 'quorumkv_state_restoring')).toBe(0);
     expect(text((await c.client('n1').call('Get', { key: 'after19', consistency: 'SERIALIZABLE' }))['value'])).toBe('after 19');
     expect(text((await c.client('n1').call('Get', { key: 'k29', consistency: 'SERIALIZABLE' }))['value'])).toBe('before 29');
   }, 120_000);
