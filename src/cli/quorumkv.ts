@@ -119,13 +119,14 @@ async function serve(argv: string[]): Promise<void> {
   });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  // A node that lost a part it needs (a client thread) must not linger half-alive: stop, and exit non-zero for the supervisor.
+  // A node that lost a part it needs (a client thread, its state restore) must not linger half-alive: stop, and exit non-zero for the supervisor.
   void node.failed.then((error) => {
     if (stopping) return;
     stopping = true;
     logger.fatal({ err: error.message }, 'node failed: stopping');
     const exit = () => {
       logger.flush();
+      process.stderr.write(`quorumkv: node ${config.id} failed: ${error.message}\n`);
       process.exit(1);
     };
     node.stop().then(exit, exit);

@@ -29,6 +29,8 @@ export class RaftLog {
   snapshot: SnapshotMeta | null;
   /** A snapshot received from the leader and not yet handed out for installation. */
   pendingSnapshot: SnapshotMeta | null = null;
+  /** While set, committed entries are not handed out for application (the caller's state is not ready for them). */
+  applyPaused = false;
 
   constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[], committed: number) {
     this.snapshot = snapshot;
@@ -182,7 +184,7 @@ export class RaftLog {
   }
 
   hasNextCommitted(): boolean {
-    return this.committed > this.applying && this.pendingSnapshot === null;
+    return this.committed > this.applying && this.pendingSnapshot === null && !this.applyPaused;
   }
 
   /** Committed entries not yet handed out for application, up to maxBytes (at least one). */

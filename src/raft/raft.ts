@@ -299,6 +299,19 @@ export class Raft {
     this.queueRead(requestId);
   }
 
+  /**
+   * While paused, Readys carry no committedEntries; everything else goes on
+   * (voting, appending, acknowledging, committing, ReadIndex). On resume the
+   * entries committed meanwhile are handed out in order, from the one after
+   * the last applied. For a driver whose state machine is still being
+   * rebuilt from the snapshot: Raft needs only the snapshot's index and term.
+   * Such a driver refuses snapshot transfers meanwhile: one installed would
+   * replace the state being rebuilt.
+   */
+  setApplyPaused(paused: boolean): void {
+    this.log.applyPaused = paused;
+  }
+
   /** Hands leadership to `to` (§3.10 of the thesis): catch it up, then TimeoutNow. */
   transferLeadership(to: NodeId): void {
     this.requireLeader();

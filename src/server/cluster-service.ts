@@ -82,6 +82,7 @@ export class ClusterService {
   status(): ProtoMessage {
     const { node } = this.options;
     const s = node.status;
+    const state = node.restoring ? null : node.state;
     const leaderHint = this.options.leaderHint();
     return {
       id: node.id,
@@ -90,14 +91,15 @@ export class ClusterService {
       term: s.term,
       leader_id: s.leader,
       commit_index: s.commit,
-      applied_index: node.state.lastAppliedIndex,
+      // While the state is restored at start-up nothing is applied yet: 0 and empty, not another state's figures.
+      applied_index: state?.lastAppliedIndex ?? 0,
       log_first_index: s.firstIndex,
       log_last_index: s.lastIndex,
       snapshot_index: s.snapshotIndex,
-      keys: node.state.keyCount(node.readTimeMs()),
-      memory_used_bytes: node.state.memoryUsed(),
+      keys: state === null ? 0 : state.keyCount(node.readTimeMs()),
+      memory_used_bytes: state?.memoryUsed() ?? 0,
       memory_limit_bytes: this.options.maxMemoryBytes,
-      state_digest: node.state.digest(),
+      state_digest: state?.digest() ?? '',
       client_address: this.options.clientAddr,
       leader_client_address: leaderHint.clientAddr,
     };

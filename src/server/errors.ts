@@ -51,3 +51,11 @@ export class OutcomeUnknownError extends NodeError {
     super(`${reason}: the write may or may not have taken effect; retry with the same client_id and sequence to find out`);
   }
 }
+
+/** The state is still being rebuilt from the snapshot at start-up: nothing that reads it can be answered here yet. */
+export class StateRestoringError extends NodeError {
+  readonly code = 'STATE_RESTORING';
+  constructor(readonly snapshotIndex: number) {
+    super(`this node is still restoring its state from its snapshot (index ${snapshotIndex}) after a restart; retry shortly or ask another member`);
+  }
+}

@@ -14,6 +14,10 @@
  *   fsync). A synchronous persist blocks the event loop for it, as its fsync
  *   does; the Ready loop's persistAsync only resolves later, as its fsync on
  *   the thread pool would;
+ * - holdRestore, while true, keeps the state restored from the snapshot at
+ *   start-up from being taken into use (the rows are read and checked, then
+ *   the restore waits): a restore as slow as a test needs, during which the
+ *   node takes part in Raft but cannot apply;
  * - peerDial names, per peer, the address to dial instead of the one in the
  *   address book: the suite points each ordered pair of nodes at its own port
  *   of a fault-injecting TCP proxy, so that A->B can fail while B->A works.
@@ -31,6 +35,7 @@ export interface TestFaults {
   /** A stall happens once per new id; the id present when the node starts is taken as done. */
   readonly persistStallId?: number;
   readonly peerDial?: Readonly<Record<string, string>>;
+  readonly holdRestore?: boolean;
 }
 
 const POLL_MS = 50;
@@ -46,6 +51,7 @@ export class FaultInjection {
   private lastStallId: number | undefined;
   private stallPendingMs = 0;
   private readonly listeners: (() => void)[] = [];
+  private restoreWaiters: (() => void)[] = [];
   private readonly watcher: () => void;
 
   private constructor(
@@ -92,6 +98,13 @@ export class FaultInjection {
     return stallMs + (this.faults.persistDelayMs ?? 0);
   }
 
+  /** Resolves once holdRestore is not set (at once if it is not). */
+  restoreReleased(): Promise<void> {
+    if (this.faults.holdRestore !== true) return Promise.resolve();
+    this.logger.warn({}, 'TEST ONLY: the state restore is held until holdRestore is cleared');
+    return new Promise((resolve) => this.restoreWaiters.push(resolve));
+  }
+
   /** Called after the faults change (peer dial addresses, say). */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
@@ -110,6 +123,10 @@ export class FaultInjection {
       this.stallPendingMs = faults.persistStallMs ?? 0;
     }
     this.logger.warn({ faults }, 'TEST ONLY: injected faults changed');
+    if (faults.holdRestore !== true) {
+      for (const release of this.restoreWaiters) release();
+      this.restoreWaiters = [];
+    }
     for (const listener of this.listeners) listener();
   }
 

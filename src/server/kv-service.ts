@@ -74,6 +74,8 @@ export class KvService {
     const decoded = decodeRequest(method, request, this.options.limits);
     const { node } = this.options;
     if (!decoded.write && decoded.consistency === 'SERIALIZABLE') {
+      // Just restarted: the local state is being rebuilt from the snapshot; the read waits for it, as long as its deadline allows.
+      if (node.restoring) await node.waitRestored(timeoutMs);
       return this.respond(method, decoded, node.state.read(decoded.command, node.readTimeMs()));
     }
     if (!node.isLeader) return this.forward(method, request, forwarded, timeoutMs, caller);

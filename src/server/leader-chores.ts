@@ -39,7 +39,8 @@ export class LeaderChores {
   /** One round; at most one round's proposals are in flight at a time. */
   async run(): Promise<void> {
     const { node, metrics } = this.options;
-    if (this.busy || !node.isLeader) return;
+    // A leader still restoring its state has nothing to sweep or evict yet.
+    if (this.busy || !node.isLeader || node.restoring) return;
     this.busy = true;
     try {
       const expired = node.state.expiredKeys(this.options.now(), SWEEP_BATCH);

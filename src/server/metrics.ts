@@ -43,6 +43,8 @@ export interface NodeGauges {
   readonly keys: number;
   readonly memoryUsedBytes: number;
   readonly watchers: number;
+  /** The state is still being restored from the snapshot at start-up. */
+  readonly restoring: boolean;
 }
 
 export class Metrics {
@@ -94,6 +96,7 @@ export class Metrics {
     gauge('quorumkv_raft_applied_index', 'Highest log index applied to the state machine.', g.appliedIndex);
     gauge('quorumkv_raft_last_index', 'Last index in the log.', g.lastIndex);
     gauge('quorumkv_raft_snapshot_index', 'Index of the latest snapshot.', g.snapshotIndex);
+    gauge('quorumkv_state_restoring', '1 while the state is restored from the snapshot at start-up (Raft runs; nothing is applied or served from the state).', g.restoring ? 1 : 0);
     gauge('quorumkv_keys', 'Keys in the state machine.', g.keys);
     gauge('quorumkv_memory_used_bytes', 'Accounted bytes of keys and values.', g.memoryUsedBytes);
     gauge('quorumkv_watchers', 'Open Watch streams.', g.watchers);

@@ -128,23 +128,26 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     const metrics = new Metrics(() => {
       const node = raftNode as RaftNode;
       const status = node.status;
+      // Zeros while the state is restored at start-up.
+      const state = node.restoring ? null : node.state;
       return {
         term: status.term,
         isLeader: node.isLeader,
         role: status.role,
         commitIndex: status.commit,
-        appliedIndex: node.state.lastAppliedIndex,
+        appliedIndex: state?.lastAppliedIndex ?? 0,
         lastIndex: status.lastIndex,
         snapshotIndex: status.snapshotIndex,
-        keys: node.state.keyCount(node.readTimeMs()),
-        memoryUsedBytes: node.state.memoryUsed(),
+        keys: state === null ? 0 : state.keyCount(node.readTimeMs()),
+        memoryUsedBytes: state?.memoryUsed() ?? 0,
         watchers: watchHub?.watcherCount ?? 0,
+        restoring: state === null,
       };
     });
-    // The peer API listens before the state is restored, which takes seconds with a large
-    // snapshot: the peers' streams connect meanwhile, so the first heartbeat after the restore
-    // gets through at once rather than after their reconnect backoff. Until then nothing is
-    // served: messages are dropped (Raft tolerates lost messages) and snapshots refused.
+    // The peer API listens before the node is wired: messages that come before are dropped (Raft
+    // tolerates lost messages). The node takes part in Raft while its state is still being restored
+    // from the snapshot (seconds with a large one), so a whole cluster restarted at once elects a
+    // leader during its restores; only snapshot transfers are refused until the restore is done.
     let restored: { readonly node: RaftNode; readonly history: MembershipHistory } | null = null;
     const transport = new PeerTransport({
       nodeId: config.id,
@@ -178,7 +181,8 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
         },
         receive: async (meta, chunks) => {
           const node = restored?.node;
-          if (node === undefined) throw new Error(`node ${config.id} is still restoring its state from its own snapshot; send yours later`);
+          // One restore at a time: the leader's transfer fails, and it sends the snapshot again later.
+          if (node === undefined || node.restoring) throw new Error(`node ${config.id} is still restoring its state from its own snapshot; send yours later`);
           const receiver = await storage.receiveSnapshot({ index: meta.index, term: meta.term });
           let offset = 0;
           try {
@@ -197,7 +201,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     const peerPort = await transport.start();
     stopping.unshift(() => transport.close());
 
-    const node = await RaftNode.open({
+    const node = RaftNode.open({
       id: config.id,
       storage,
       stateConfig: { maxMemoryBytes: config.maxMemoryBytes, eviction: config.eviction, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
@@ -210,9 +214,13 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       snapshotKeepEntries: config.snapshotKeepEntries,
       now,
       metrics,
+      ...(faults === null ? {} : { restoreGate: () => faults.restoreReleased() }),
     });
     raftNode = node;
-    const hub = new WatchHub(node.state.lastAppliedIndex);
+    // A restore that fails leaves a node that can apply nothing: it stops, and the process exits non-zero.
+    node.restored.catch(reportFailure);
+    // The state starts at the snapshot's index (the core's applied index before anything is applied).
+    const hub = new WatchHub(node.status.applied);
     watchHub = hub;
     const history = new MembershipHistory(config.dataDir, node.membership);
     node.onMembershipChange((change, index) => history.recordChange(change, index));
@@ -242,7 +250,9 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     faults?.onChange(updatePeers);
     updatePeers();
 
-    const health = new HealthService(() => node.leader !== '');
+    // Serving: a leader is known, and the state is restored (a restoring node's serializable reads wait for it).
+    const serving = (): boolean => node.leader !== '' && !node.restoring;
+    const health = new HealthService(serving);
     node.onApplied(({ entry }) => {
       if (entry.type === 'normal') hub.onApplied(entry, node.state);
     });
@@ -251,6 +261,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       updatePeers();
     });
     node.onLeaderChange(() => health.changed());
+    void node.restored.then(() => health.changed(), () => {});
 
     const isMember = (id: string): boolean => {
       const { voters, learners } = node.status.conf;
@@ -304,7 +315,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
 
     const http = await startHttpServer(config.httpAddr, {
       metrics: () => metrics.render(),
-      ready: () => node.leader !== '',
+      ready: serving,
       status: () => cluster.status(),
       members: () => cluster.members(),
     });

@@ -4,14 +4,16 @@
  * advance). Client writes become log entries and resolve when applied here;
  * linearizable reads wait for a ReadIndex and for apply to reach it.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { COMMIT_NOTICE_MS, NotLeaderError, Raft, SeededRandom, decodeConfChange, isLeaderMessage } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Proposal, Ready, SnapshotMeta } from '../raft/index.ts';
 import type { ClientSession, Command, Result } from '../state/index.ts';
 import { StateMachine, encodeEntry } from '../state/index.ts';
 import type { StateMachineConfig } from '../state/index.ts';
+import { ReadPriority } from '../storage/index.ts';
 import type { LoadedState, NodeStorage, StoredSnapshot } from '../storage/index.ts';
-import { DeadlineError, LeadershipLostError, NodeStoppedError, OutcomeUnknownError } from './errors.ts';
+import { DeadlineError, LeadershipLostError, NodeStoppedError, OutcomeUnknownError, StateRestoringError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { restoreHere, restoreInWorker } from './state-restore.ts';
 
@@ -36,6 +38,8 @@ export interface RaftNodeOptions {
   /** Wall-clock milliseconds; injected so tests can move time. */
   readonly now: () => number;
   readonly metrics: Metrics;
+  /** TEST ONLY (fault injection): awaited before a restored state is taken into use, to make a restore as slow as a test needs. */
+  readonly restoreGate?: () => Promise<void>;
 }
 
 /** What the node tells its observers after each applied entry. */
@@ -65,7 +69,20 @@ interface PendingApply {
 
 export class RaftNode {
   readonly id: NodeId;
-  state: StateMachine;
+  /** Null while the state is restored from the snapshot at start-up (see `state`). */
+  private current: StateMachine | null;
+  /**
+   * Settles once the state restored from the snapshot is in use (at once when
+   * there is none); rejects when the restore failed, and the node must stop.
+   */
+  readonly restored: Promise<void>;
+  /**
+   * Lowered once this node follows a leader while it restores: its snapshot
+   * reader thread then gives way on a busy machine, to the leader's restore
+   * first of all (a cluster restarted at once serves when its leader's state
+   * is restored, and three restores share the cores). A free core it still uses.
+   */
+  private readonly restorePriority = new ReadPriority();
   private readonly raft: Raft;
   private readonly storage: NodeStorage;
   private readonly logger: Logger;
@@ -97,32 +114,22 @@ export class RaftNode {
   private readonly snapshotListeners: ((index: number, membership: ConfState) => void)[] = [];
 
   /**
-   * Loads the log and restores the state machine from the newest snapshot
-   * (reading it on a worker thread), then builds the node, not yet started.
+   * Loads the log and builds the node, not yet started, and begins restoring
+   * the state machine from the newest snapshot (read on a worker thread; see
+   * `restored`). Raft runs meanwhile: the core needs only the snapshot's
+   * index and term and the log, so the node votes, appends, acknowledges and
+   * commits while it restores; only apply waits (the core holds committed
+   * entries back), and so do the reads and writes that need the state.
    */
-  static async open(options: RaftNodeOptions): Promise<RaftNode> {
-    const loaded = options.storage.load();
-    let state: StateMachine;
-    if (loaded.snapshot === null) {
-      state = new StateMachine(options.stateConfig);
-      state.trackChanges(true);
-    } else {
-      const began = performance.now();
-      state = await restoreInWorker(options.storage, loaded.snapshot, options.stateConfig);
-      options.logger.info(
-        { index: loaded.snapshot.index, keys: state.stats().storedKeys, ms: Math.round(performance.now() - began) },
-        'state restored from snapshot',
-      );
-    }
-    return new RaftNode(options, loaded, state);
+  static open(options: RaftNodeOptions): RaftNode {
+    return new RaftNode(options, options.storage.load());
   }
 
-  private constructor(options: RaftNodeOptions, loaded: LoadedState, state: StateMachine) {
+  private constructor(options: RaftNodeOptions, loaded: LoadedState) {
     this.options = options;
     this.id = options.id;
     this.storage = options.storage;
     this.logger = options.logger;
-    this.state = state;
     this.raft = new Raft(
       {
         id: options.id,
@@ -136,6 +143,56 @@ export class RaftNode {
       },
       { hardState: loaded.hardState, snapshot: loaded.snapshot, entries: loaded.entries },
     );
+    if (loaded.snapshot === null) {
+      this.current = new StateMachine(options.stateConfig);
+      this.current.trackChanges(true);
+      this.restored = Promise.resolve();
+    } else {
+      this.current = null;
+      this.raft.setApplyPaused(true);
+      this.restored = this.restore(loaded.snapshot);
+    }
+  }
+
+  /**
+   * The state machine. While it is being restored at start-up this throws
+   * StateRestoringError (UNAVAILABLE): nothing may read an empty or partial
+   * state in its place. Check `restoring` first where that is not an error.
+   */
+  get state(): StateMachine {
+    if (this.current === null) throw new StateRestoringError(this.storage.latestSnapshot?.index ?? 0);
+    return this.current;
+  }
+
+  /** The state is still being restored from the snapshot at start-up. */
+  get restoring(): boolean {
+    return this.current === null;
+  }
+
+  private async restore(file: StoredSnapshot): Promise<void> {
+    const began = performance.now();
+    // Raft runs beside the restore: the longest the event loop was held tells whether heartbeats could be answered in time.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    let state: StateMachine;
+    try {
+      state = await restoreInWorker(this.storage, file, this.options.stateConfig, this.restorePriority);
+      loopDelay.disable();
+      await this.options.restoreGate?.();
+    } catch (error) {
+      throw new Error(`restoring the state from snapshot ${file.path} failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      loopDelay.disable();
+    }
+    if (this.stopped) return;
+    this.logger.info(
+      { index: file.index, keys: state.stats().storedKeys, ms: Math.round(performance.now() - began), maxEventLoopDelayMs: Math.round(loopDelay.max / 1e6) },
+      'state restored from snapshot',
+    );
+    this.current = state;
+    // The entries committed meanwhile are applied now, in order, from the one after the snapshot.
+    this.raft.setApplyPaused(false);
+    this.scheduleProcess();
   }
 
   setSender(sender: MessageSender): void {
@@ -143,6 +200,11 @@ export class RaftNode {
   }
 
   start(): void {
+    // As etcd's --initial-election-tick-advance: after a (re)start the first election timeout is only
+    // its random part (1 to electionTicks ticks), so a cluster restarted at once elects sooner. Timing
+    // never affects election safety; and pre-vote keeps a node that campaigns before it hears a running
+    // leader from disrupting it (members in the leader's lease refuse). No tick here reaches a timeout.
+    for (let tick = 1; tick < this.options.electionTicks; tick++) this.raft.tick();
     this.tickTimer = setInterval(() => {
       this.raft.tick();
       this.process();
@@ -238,6 +300,8 @@ export class RaftNode {
    */
   propose(command: Command, session: ClientSession | null, timeoutMs: number): Promise<Result> {
     this.assertRunning();
+    // A leader still restoring cannot stamp the entry (the stamp never goes behind the applied log time): it waits.
+    if (this.current === null) return this.afterRestore(timeoutMs, (leftMs) => this.propose(command, session, leftMs));
     const timeMs = this.stamp();
     const data = encodeEntry({ timeMs, session, command });
     const proposal = this.raft.propose([data]);
@@ -275,9 +339,15 @@ export class RaftNode {
     );
   }
 
-  /** Resolves once the state machine has applied `index`. */
+  /** Resolves once the state restored at start-up is in use (see `restored`); DeadlineError after `timeoutMs`. */
+  waitRestored(timeoutMs: number): Promise<void> {
+    if (this.current !== null) return Promise.resolve();
+    return withTimeout(this.restored, timeoutMs, () => {});
+  }
+
+  /** Resolves once the state machine has applied `index` (never while it is being restored). */
   waitApplied(index: number, timeoutMs: number): Promise<void> {
-    if (this.state.lastAppliedIndex >= index) return Promise.resolve();
+    if (this.current !== null && this.current.lastAppliedIndex >= index) return Promise.resolve();
     let entry: PendingApply;
     return withTimeout(
       new Promise<void>((resolve) => {
@@ -443,6 +513,10 @@ export class RaftNode {
         this.lastStampMs = 0;
         this.unappliedStamps = [];
       }
+      if (this.current === null && rd.softState.role === 'follower' && rd.softState.leader !== '' && !this.restorePriority.isLowered) {
+        this.logger.info({ leader: rd.softState.leader }, 'following a leader while restoring: the snapshot reader gives way on a busy machine');
+        this.restorePriority.lower();
+      }
     }
     // 3. Apply.
     if (snapshotFile !== null) this.installSnapshot(snapshotFile);
@@ -514,8 +588,8 @@ export class RaftNode {
   }
 
   private releaseWaiters(): void {
-    if (this.waitingForApply.length === 0) return;
-    const applied = this.state.lastAppliedIndex;
+    if (this.waitingForApply.length === 0 || this.current === null) return;
+    const applied = this.current.lastAppliedIndex;
     const still: PendingApply[] = [];
     for (const waiter of this.waitingForApply) {
       if (waiter.index <= applied) waiter.resolve();
@@ -534,8 +608,10 @@ export class RaftNode {
   }
 
   private installSnapshot(file: StoredSnapshot): void {
+    // The transport refuses snapshot transfers until the start-up restore is done: two restores would race for the state.
+    if (this.current === null) throw new Error(`snapshot ${file.index} from the leader reached the core while the state is still being restored`);
     this.logger.info({ index: file.index, term: file.term, bytes: file.sizeBytes }, 'installing snapshot');
-    this.state = restoreHere(this.storage, file, this.options.stateConfig);
+    this.current = restoreHere(this.storage, file, this.options.stateConfig);
     this.appliedBytesSinceSnapshot = 0;
     this.options.metrics.snapshotsInstalled++;
     for (const listener of this.snapshotListeners) listener(file.index, file.confState);
@@ -555,7 +631,7 @@ export class RaftNode {
 
   private maybeSnapshot(): void {
     const snapshotIndex = this.raft.snapshotIndex;
-    if (this.snapshotInProgress) return;
+    if (this.snapshotInProgress || this.current === null) return;
     if (this.state.lastAppliedIndex - snapshotIndex < this.options.snapshotEntries && this.appliedBytesSinceSnapshot < this.options.snapshotBytes) return;
     void this.takeSnapshot().catch((error: unknown) => this.logger.error({ err: error }, 'snapshot failed'));
   }
@@ -655,6 +731,13 @@ export class RaftNode {
     const now = Math.max(this.options.now(), this.lastStampMs, this.state.logTimeMs);
     this.lastStampMs = now;
     return now;
+  }
+
+  /** Runs `then` with the time left once the state is restored; fails with DeadlineError if that takes longer than `timeoutMs`. */
+  private async afterRestore<T>(timeoutMs: number, then: (leftMs: number) => Promise<T>): Promise<T> {
+    const began = performance.now();
+    await this.waitRestored(timeoutMs);
+    return then(Math.max(1, timeoutMs - (performance.now() - began)));
   }
 
   private assertRunning(): void {

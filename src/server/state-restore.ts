@@ -10,16 +10,21 @@
  */
 import type { StateMachineConfig } from '../state/index.ts';
 import { StateMachine } from '../state/index.ts';
-import type { NodeStorage, StoredSnapshot } from '../storage/index.ts';
+import type { NodeStorage, ReadPriority, StoredSnapshot } from '../storage/index.ts';
 import { forEachPackedKeyRow } from '../storage/index.ts';
 
-export async function restoreInWorker(storage: NodeStorage, file: StoredSnapshot, config: Partial<StateMachineConfig>): Promise<StateMachine> {
+export async function restoreInWorker(
+  storage: NodeStorage,
+  file: StoredSnapshot,
+  config: Partial<StateMachineConfig>,
+  priority: ReadPriority | null = null,
+): Promise<StateMachine> {
   // Opening checks the header here, at once; the worker opens the file again for the rows.
   const reader = storage.openSnapshot(file);
   const expectedDigest = reader.info.stateDigest;
   reader.close();
   const restore = StateMachine.restore({ lastAppliedIndex: file.index, logTimeMs: file.logTimeMs }, config);
-  const sessions = await storage.readSnapshotRows(file, (batch) => forEachPackedKeyRow(batch, restore.key));
+  const sessions = await storage.readSnapshotRows(file, (batch) => forEachPackedKeyRow(batch, restore.key), priority);
   for (const row of sessions) restore.session(row);
   return checked(restore.finish(), file, expectedDigest);
 }

@@ -4,6 +4,7 @@ export type { OpenOptions, LoadedState, PersistBatch, SnapshotInstall, SnapshotW
 export type { IncrementalLimits } from './snapshot-update.ts';
 export { SnapshotFileReader, SNAPSHOT_FORMAT_VERSION } from './snapshot-file.ts';
 export { forEachPackedKeyRow } from './packed-key-rows.ts';
+export { ReadPriority } from './snapshot-read-thread.ts';
 export type { PackedKeyRows, PackedKeyRowVisitor } from './packed-key-rows.ts';
 export { SnapshotReceiver, DEFAULT_CHUNK_BYTES } from './snapshot-transfer.ts';
 export { NODE_SCHEMA_VERSION } from './node-db.ts';

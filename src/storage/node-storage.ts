@@ -29,6 +29,7 @@ import type { SnapshotRecord } from './snapshot-catalog.ts';
 import { SnapshotFileReader, fileSize, writeSnapshotFile } from './snapshot-file.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { readSnapshotRowsInWorker } from './snapshot-read-thread.ts';
+import type { ReadPriority } from './snapshot-read-thread.ts';
 import { IncrementalDeclinedError, updateSnapshotFile } from './snapshot-update.ts';
 import type { IncrementalLimits } from './snapshot-update.ts';
 import { SnapshotReceiver, readFileChunks } from './snapshot-transfer.ts';
@@ -512,9 +513,9 @@ export class NodeStorage {
    * Reads a snapshot file's rows on a worker thread, checked as openSnapshot()'s
    * reader checks them; `onKeys` gets them in batches (see readSnapshotRowsInWorker).
    */
-  readSnapshotRows(snapshot: StoredSnapshot, onKeys: (batch: PackedKeyRows) => void): Promise<SnapshotSessionRow[]> {
+  readSnapshotRows(snapshot: StoredSnapshot, onKeys: (batch: PackedKeyRows) => void, priority: ReadPriority | null = null): Promise<SnapshotSessionRow[]> {
     this.assertOpen();
-    return readSnapshotRowsInWorker(snapshot.path, { clusterId: this.clusterId, index: snapshot.index, term: snapshot.term }, onKeys);
+    return readSnapshotRowsInWorker(snapshot.path, { clusterId: this.clusterId, index: snapshot.index, term: snapshot.term }, onKeys, priority);
   }
 
   /** The bytes of a snapshot file, for streaming it to a follower. */

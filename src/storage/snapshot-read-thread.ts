@@ -13,15 +13,46 @@ import type { SnapshotSessionRow } from './types.ts';
 
 /** Batches the worker may post before the main thread has taken them: bounds the memory between the two. */
 export const MAX_BATCHES_AHEAD = 8;
-/** Slots of the shared control array: batches the main thread has taken, and its request to stop. */
+/** Slots of the shared control array: batches the main thread has taken, its request to stop, and its request to give way. */
 export const CONSUMED = 0;
 export const STOP = 1;
+export const GIVE_WAY = 2;
+/** The nice value a reader thread that gives way takes (Linux, where nice is per thread): a tenth of a normal thread's share of a busy core, not none (a leader that fails over to this node waits for this restore). */
+export const GIVE_WAY_NICE = 10;
+
+/**
+ * Lets the caller of a read ask its thread to give way to other work on a
+ * busy machine: the thread lowers its own CPU priority, for the rest of the
+ * read (an unprivileged thread cannot raise it again). On a machine with a
+ * free core that costs nothing. Linux only; elsewhere nice is per process,
+ * and the request is ignored.
+ */
+export class ReadPriority {
+  private control: Int32Array | null = null;
+  private lowered = false;
+
+  /** Asks the read's thread (now, or once it starts) to lower its priority. */
+  lower(): void {
+    this.lowered = true;
+    if (this.control !== null) Atomics.store(this.control, GIVE_WAY, 1);
+  }
+
+  get isLowered(): boolean {
+    return this.lowered;
+  }
+
+  /** @internal Called by readSnapshotRowsInWorker with the read's control array. */
+  attach(control: Int32Array): void {
+    this.control = control;
+    if (this.lowered) Atomics.store(control, GIVE_WAY, 1);
+  }
+}
 
 /** workerData of the worker. */
 export interface ReadRequest {
   readonly path: string;
   readonly expect: SnapshotExpectation;
-  /** Int32Array slots CONSUMED and STOP. */
+  /** Int32Array slots CONSUMED, STOP and GIVE_WAY. */
   readonly control: SharedArrayBuffer;
 }
 
@@ -46,8 +77,10 @@ export function readSnapshotRowsInWorker(
   path: string,
   expect: SnapshotExpectation,
   onKeys: (batch: PackedKeyRows) => void,
+  priority: ReadPriority | null = null,
 ): Promise<SnapshotSessionRow[]> {
-  const control = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  const control = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
+  priority?.attach(control);
   const request: ReadRequest = { path, expect, control: control.buffer as SharedArrayBuffer };
   const worker = startWorker('storage/snapshot-read-worker.ts', { workerData: request });
   return new Promise<SnapshotSessionRow[]>((resolve, reject) => {
@@ -61,25 +94,51 @@ export function readSnapshotRowsInWorker(
       if ('error' in outcome) reject(outcome.error);
       else resolve(outcome.sessions);
     };
-    worker.on('message', (message: WorkerMessage) => {
+    // Node hands a port's queued messages over in one go (as long as the worker keeps posting,
+    // the whole snapshot): each batch waits here and is taken in its own event-loop turn, so
+    // timers and sockets (the node's Raft heartbeats) are served between batches.
+    const waiting: PackedKeyRows[] = [];
+    let done: SnapshotSessionRow[] | null = null;
+    let takeScheduled = false;
+    const takeOne = (): void => {
+      takeScheduled = false;
       if (settled) return;
-      if (message.kind === 'keys') {
+      const batch = waiting.shift();
+      if (batch !== undefined) {
         try {
-          onKeys(message.batch);
+          onKeys(batch);
         } catch (error) {
           settle({ error: error as Error });
           return;
         }
         Atomics.add(control, CONSUMED, 1);
         Atomics.notify(control, CONSUMED);
+      }
+      if (waiting.length > 0) scheduleTake();
+      else if (done !== null) settle({ sessions: done });
+    };
+    const scheduleTake = (): void => {
+      if (takeScheduled) return;
+      takeScheduled = true;
+      setImmediate(takeOne);
+    };
+    worker.on('message', (message: WorkerMessage) => {
+      if (settled) return;
+      if (message.kind === 'keys') {
+        waiting.push(message.batch);
+        scheduleTake();
       } else if (message.kind === 'done') {
-        settle({ sessions: message.sessions });
+        done = message.sessions;
+        scheduleTake();
       } else {
         settle({ error: rebuild(message.error, path) });
       }
     });
     worker.on('error', (error) => settle({ error: new Error(`reading snapshot ${path}: the reader thread failed: ${error.message}`, { cause: error }) }));
-    worker.on('exit', (code) => settle({ error: new Error(`reading snapshot ${path}: the reader thread exited (code ${code}) before it finished`) }));
+    worker.on('exit', (code) => {
+      // After 'done' the worker may end before the last batches are taken here: that is its normal end.
+      if (done === null) settle({ error: new Error(`reading snapshot ${path}: the reader thread exited (code ${code}) before it finished`) });
+    });
   });
 }
 

@@ -4,11 +4,12 @@
  * and sessions), and posts the keys as packed batches, at most
  * MAX_BATCHES_AHEAD ahead of what the main thread has taken.
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CorruptDataError } from './errors.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { SnapshotFileReader } from './snapshot-file.ts';
-import { CONSUMED, MAX_BATCHES_AHEAD, STOP } from './snapshot-read-thread.ts';
+import { CONSUMED, GIVE_WAY, GIVE_WAY_NICE, MAX_BATCHES_AHEAD, STOP } from './snapshot-read-thread.ts';
 import type { ReadRequest, WorkerError, WorkerMessage } from './snapshot-read-thread.ts';
 
 /** How long one wait for the main thread lasts before the stop flag is looked at again. */
@@ -20,9 +21,14 @@ function run(port: NonNullable<typeof parentPort>, request: ReadRequest): void {
   const control = new Int32Array(request.control);
   const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
   let sent = 0;
+  let gaveWay = false;
   const send = (batch: PackedKeyRows): void => {
     for (;;) {
       if (Atomics.load(control, STOP) !== 0) throw new Stopped();
+      if (!gaveWay && Atomics.load(control, GIVE_WAY) !== 0) {
+        gaveWay = true;
+        giveWay();
+      }
       const consumed = Atomics.load(control, CONSUMED);
       if (sent - consumed < MAX_BATCHES_AHEAD) break;
       Atomics.wait(control, CONSUMED, consumed, WAIT_MS);
@@ -36,6 +42,16 @@ function run(port: NonNullable<typeof parentPort>, request: ReadRequest): void {
     post({ kind: 'done', sessions: [...reader.sessions()] });
   } finally {
     reader.close();
+  }
+}
+
+/** Lowers this thread's CPU priority: on Linux (who = 0) nice applies to the calling thread only, not the node's other threads. */
+function giveWay(): void {
+  if (process.platform !== 'linux') return;
+  try {
+    setPriority(0, GIVE_WAY_NICE);
+  } catch {
+    // Only a hint: a thread that may not lower its priority reads at the normal one.
   }
 }
 

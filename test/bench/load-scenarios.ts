@@ -293,7 +293,6 @@ async function restartCluster(target: LocalQuorumkv, signal: NodeJS.Signals): Pr
   const stopMs = Math.round(performance.now() - stopBegan);
   const spawnedAt = Math.min(...ids.map((id) => target.relaunch(id)));
   const probes = target.nodes.map((n) => probeClient(n.address));
-  let keys = 0;
   try {
     const [allStatusMs, leaderMs, writeMs] = await Promise.all([
       timeUntil(spawnedAt, async () => void (await Promise.all(probes.map((p) => p.call('Status', {}, 500))))),
@@ -302,11 +301,13 @@ async function restartCluster(target: LocalQuorumkv, signal: NodeJS.Signals): Pr
         const leaders = new Set(statuses.map((s) => s['leader_id']));
         const leading = statuses.find((s) => s['role'] === 'LEADER');
         if (leading === undefined || leaders.size !== 1) throw new Error('no agreed leader');
-        keys = num(leading, 'keys');
       }),
       // Through the first node, leader or not: a follower forwards the write.
       timeUntil(spawnedAt, async () => void (await probes[0]!.call('Set', { key: 'bench-restart-probe', value: Buffer.from(signal) }, 1000))),
     ]);
+    // Once the write went through: a leader may be elected before its state is restored (its Status then shows 0 keys).
+    const statuses = await Promise.all(probes.map((p) => p.call('Status', {}, 1000).catch(() => null)));
+    const keys = num(statuses.find((s) => s?.['role'] === 'LEADER') ?? {}, 'keys');
     return { signal, stopMs, allStatusMs, leaderMs, writeMs, keys };
   } finally {
     for (const p of probes) p.close();

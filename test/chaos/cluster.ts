@@ -91,7 +91,7 @@ export class ChaosCluster {
         state: 'stopped',
         stopping: false,
         joinAddress: null,
-        faults: { clockOffsetMs: 0, persistDelayMs: 0, persistStallMs: 0, persistStallId: 0, peerDial: {} },
+        faults: { clockOffsetMs: 0, persistDelayMs: 0, persistStallMs: 0, persistStallId: 0, holdRestore: false, peerDial: {} },
         launches: 0,
       });
     }

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
+import { getPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { CorruptDataError, forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { CorruptDataError, ReadPriority, forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { GIVE_WAY_NICE, MAX_BATCHES_AHEAD } from '../../../src/storage/snapshot-read-thread.ts';
 import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
@@ -30,10 +32,10 @@ const SESSIONS: SnapshotSessionRow[] = [
   { clientId: 'client-a', sequence: 0, result: new Uint8Array(), lastSeenMs: 0 },
 ];
 
-async function written(): Promise<{ storage: NodeStorage; snapshot: StoredSnapshot }> {
+async function written(keys: readonly SnapshotKeyRow[] = KEYS): Promise<{ storage: NodeStorage; snapshot: StoredSnapshot }> {
   const storage = scratch.open(scratch.dir());
   storage.persist({ hardState: { term: 1, vote: 'n1', commit: 5 }, entries: entries(1, 5, 1) });
-  const snapshot = await storage.writeSnapshot({ index: 5, term: 1, logTimeMs: 0, confState: CONF }, { keys: KEYS, sessions: SESSIONS });
+  const snapshot = await storage.writeSnapshot({ index: 5, term: 1, logTimeMs: 0, confState: CONF }, { keys, sessions: SESSIONS });
   return { storage, snapshot };
 }
 
@@ -125,6 +127,56 @@ describe('reading a snapshot on a worker thread', () => {
     expect(await workerError(storage, snapshot)).toMatchObject({ name: 'CorruptDataError', message: expect.stringContaining(snapshot.path) });
     fs.rmSync(snapshot.path);
     expect(await workerError(storage, snapshot)).toMatchObject({ name: 'CorruptDataError', message: expect.stringMatching(/the snapshot file is missing/) });
+  });
+
+  it('takes one batch per event-loop turn: what else the thread has to do runs between batches, however far ahead the worker is', async () => {
+    const { storage, snapshot } = await written();
+    let turns = 0;
+    let probing = true;
+    const probe = (): void => {
+      turns++;
+      if (probing) setImmediate(probe);
+    };
+    setImmediate(probe);
+    const turnAtBatch: number[] = [];
+    try {
+      await storage.readSnapshotRows(snapshot, () => {
+        turnAtBatch.push(turns);
+        // A slow consumer: meanwhile the worker posts every batch it may (MAX_BATCHES_AHEAD).
+        const until = performance.now() + 20;
+        while (performance.now() < until);
+      });
+    } finally {
+      probing = false;
+    }
+    expect(turnAtBatch.length).toBeGreaterThan(2);
+    for (let i = 1; i < turnAtBatch.length; i++) expect(turnAtBatch[i]).toBeGreaterThan(turnAtBatch[i - 1] as number);
+  });
+
+  it.runIf(process.platform === 'linux')('a read asked to give way lowers the priority of its own thread, not of the caller', async () => {
+    // More batches than the worker may post ahead: it is still reading (and alive) while the first is taken.
+    const rows = BATCH_ROWS * (MAX_BATCHES_AHEAD + 3);
+    const { storage, snapshot } = await written(Array.from({ length: rows }, (_, i) => ({ key: `k${i}`, type: 'string' as const, value: bytes('v'), expiresAtMs: null })));
+    const niceOfThreads = (): number[] =>
+      fs.readdirSync('/proc/self/task').map((tid) => Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16]));
+    expect(niceOfThreads()).not.toContain(GIVE_WAY_NICE);
+    const callerNice = getPriority(0);
+    const priority = new ReadPriority();
+    // Asked before the read starts: the worker gives way before it posts its first batch.
+    priority.lower();
+    let niceAtFirstBatch: number[] | null = null;
+    let keys = 0;
+    await storage.readSnapshotRows(
+      snapshot,
+      (batch) => {
+        niceAtFirstBatch ??= niceOfThreads();
+        forEachPackedKeyRow(batch, () => keys++);
+      },
+      priority,
+    );
+    expect(keys).toBe(rows);
+    expect(niceAtFirstBatch).toContain(GIVE_WAY_NICE);
+    expect(getPriority(0)).toBe(callerNice);
   });
 
   it('a consumer that throws stops the read with its error', async () => {
