@@ -93,7 +93,7 @@ function rebuild(error: WorkerError, path: string): Error {
  * tsx hooks the process was started with (bin/quorumkv.js, vitest), so a
  * one-line bootstrap registers them in the worker before importing it.
  */
-function startWorker(entry: URL, workerData: unknown): Worker {
+export function startWorker(entry: URL, workerData: unknown): Worker {
   if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
