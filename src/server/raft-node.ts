@@ -49,13 +49,16 @@ const OK: Result = { kind: 'ok' };
 
 /**
  * How long one slice of log compaction may hold the event loop. A DELETE's
- * cost per entry grows with the entry's size (2,000 entries of 4 KiB took
- * 3-5 ms, of 300 bytes about 1.5 ms), so slices are sized by time.
+ * cost per entry grows with the entry's size (2,000 entries of 300 bytes
+ * took about 1.3 ms, of 4 KiB 3-5 ms), so slices are sized by time.
  */
 const COMPACT_SLICE_MS = 2;
-/** Log rows deleted in a node's first compaction slice; later slices are sized from how long earlier ones took. */
-const COMPACT_FIRST_SLICE_ENTRIES = 500;
-const COMPACT_MAX_SLICE_ENTRIES = 20_000;
+/** Log rows deleted per slice before any slice was timed, and the bounds of the size. */
+const COMPACT_FIRST_SLICE_ENTRIES = 1_000;
+const COMPACT_MIN_SLICE_ENTRIES = 100;
+const COMPACT_MAX_SLICE_ENTRIES = 10_000;
+/** Full slices whose per-entry cost the size is estimated from (the cheapest of them). */
+const COMPACT_COST_WINDOW = 8;
 
 interface PendingWrite {
   readonly term: number;
@@ -98,6 +101,8 @@ export class RaftNode {
   private appliedBytesSinceSnapshot = 0;
   /** Log rows the next compaction slice deletes (see COMPACT_SLICE_MS). */
   private compactSliceEntries = COMPACT_FIRST_SLICE_ENTRIES;
+  /** ms per entry of the last few full compaction slices. */
+  private readonly compactCostsMs: number[] = [];
   /** A commit-only hard state not yet written (see handleReady). */
   private unsyncedHardState: HardState | null = null;
   private readonly appliedListeners: ((applied: AppliedEntry) => void)[] = [];
@@ -152,6 +157,7 @@ export class RaftNode {
   }
 
   start(): void {
+    this.storage.startSnapshotWriter();
     this.tickTimer = setInterval(() => {
       this.raft.tick();
       this.process();
@@ -615,7 +621,8 @@ export class RaftNode {
    * Deletes the stored log through `throughIndex` a slice at a time: one
    * DELETE of a whole snapshot interval (100,000 rows) held the event loop
    * for over 100 ms, on every node at once. Each slice aims at
-   * COMPACT_SLICE_MS; the size it settles at carries over to the next compaction.
+   * COMPACT_SLICE_MS, sized from the cost per entry of recent slices (also
+   * those of earlier compactions).
    */
   private async compactStorage(throughIndex: number): Promise<void> {
     for (let first = this.storage.firstIndex; first !== null && first <= throughIndex; first = this.storage.firstIndex) {
@@ -626,9 +633,12 @@ export class RaftNode {
       this.storage.compact(through);
       const ms = performance.now() - began;
       if (through - first + 1 === entries) {
-        // At most doubled or halved per slice: one slice slowed by a checkpoint or a busy machine does not collapse the size.
-        const aimed = Math.round((entries * COMPACT_SLICE_MS) / Math.max(ms, 0.01));
-        this.compactSliceEntries = Math.min(COMPACT_MAX_SLICE_ENTRIES, Math.max(1, Math.floor(entries / 2), Math.min(entries * 2, aimed)));
+        // The cheapest recent slice is the estimate: preemption and WAL checkpoints only ever make a slice slower,
+        // and sizing from a slowed one would shrink slices (and add transactions) for nothing.
+        this.compactCostsMs.push(ms / entries);
+        if (this.compactCostsMs.length > COMPACT_COST_WINDOW) this.compactCostsMs.shift();
+        const perEntryMs = Math.max(1e-6, Math.min(...this.compactCostsMs));
+        this.compactSliceEntries = Math.min(COMPACT_MAX_SLICE_ENTRIES, Math.max(COMPACT_MIN_SLICE_ENTRIES, Math.round(COMPACT_SLICE_MS / perEntryMs)));
       }
       await new Promise((resolve) => setImmediate(resolve));
     }

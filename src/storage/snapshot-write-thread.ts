@@ -223,6 +223,12 @@ export class SnapshotWriterThread {
     });
   }
 
+  /** Starts the thread ahead of the first write (idle, it does not keep the process alive). */
+  start(): void {
+    if (this.closed || this.worker !== null) return;
+    this.startWorker().unref();
+  }
+
   /** Stops the thread once the write in progress (if any) has settled; later writes are refused. */
   close(): void {
     this.closed = true;
