@@ -251,7 +251,12 @@ export class SnapshotWriterThread {
     worker.ref();
     const call = new WriteCall(this.nextId++, path, worker);
     this.call = call;
-    call.post(request(call.id));
+    try {
+      call.post(request(call.id));
+    } catch (error) {
+      this.end(call);
+      throw error;
+    }
     return call;
   }
 
