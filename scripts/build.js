@@ -31,7 +31,7 @@ export const CLI_ENTRIES = ['quorumkv', 'qkv'];
  * Every module a worker thread starts on (the path under src/ that
  * startWorker() is given). Add a worker's module here.
  */
-export const WORKER_ENTRIES = ['server/client-threads/worker.ts', 'storage/snapshot-read-worker.ts'];
+export const WORKER_ENTRIES = ['server/client-threads/worker.ts', 'storage/snapshot-read-worker.ts', 'storage/snapshot-write-worker.ts'];
 
 /**
  * A worker module's bundle name; src/threads/start-worker.ts computes the same.

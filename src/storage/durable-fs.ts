@@ -32,27 +32,6 @@ export function durableRename(from: string, to: string): void {
   fsyncDir(dirname(to));
 }
 
-/**
- * durableRename with both fsyncs on libuv's thread pool: for snapshot files,
- * megabytes whose fsync would otherwise stall the event loop.
- */
-export async function durableRenameAsync(from: string, to: string): Promise<void> {
-  const file = await fs.promises.open(from, 'r');
-  try {
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await fs.promises.rename(from, to);
-  if (process.platform === 'win32') return;
-  const dir = await fs.promises.open(dirname(to), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 /** Deletes a file if it exists; used for cleanup, where a missing file is the goal, not an error. */
 export function removeIfPresent(path: string): void {
   fs.rmSync(path, { force: true });

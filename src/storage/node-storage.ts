@@ -26,12 +26,14 @@ import type { LogBounds } from './log-store.ts';
 import { NODE_DB_FILE, openNodeDb } from './node-db.ts';
 import { SnapshotCatalog } from './snapshot-catalog.ts';
 import type { SnapshotRecord } from './snapshot-catalog.ts';
-import { SnapshotFileReader, fileSize, writeSnapshotFile } from './snapshot-file.ts';
+import { SnapshotFileReader, SnapshotFileWriter, fileSize } from './snapshot-file.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { readSnapshotRowsInWorker } from './snapshot-read-thread.ts';
 import type { ReadPriority } from './snapshot-read-thread.ts';
-import { IncrementalDeclinedError, updateSnapshotFile } from './snapshot-update.ts';
+import { IncrementalDeclinedError } from './snapshot-update.ts';
 import type { IncrementalLimits } from './snapshot-update.ts';
+import { SnapshotWriterThread } from './snapshot-write-thread.ts';
+import type { WriterThreadInfo } from './snapshot-write-thread.ts';
 import { SnapshotReceiver, readFileChunks } from './snapshot-transfer.ts';
 import { WalSync } from './wal-sync.ts';
 import { withCorruptionMapped } from './sqlite.ts';
@@ -133,6 +135,8 @@ export class NodeStorage {
   /** A snapshot file an incremental write failed on (after consuming rows): the next write is whole. */
   private failedBase: string | null = null;
   private lastWrite: SnapshotWriteReport | null = null;
+  /** Writes snapshot files off the main thread, started on the first write. */
+  private readonly writer = new SnapshotWriterThread();
   private readonly log: LogStore;
   private readonly hardStates: HardStateStore;
   private readonly catalog: SnapshotCatalog;
@@ -213,6 +217,21 @@ export class NodeStorage {
   get latestSnapshot(): StoredSnapshot | null {
     const latest = this.snapshots[0];
     return latest === undefined ? null : this.toStored(latest);
+  }
+
+  /**
+   * Starts the snapshot writer thread now instead of at the first snapshot:
+   * loading its modules costs a few hundred milliseconds of CPU under tsx,
+   * better spent while the node starts than while it serves.
+   */
+  startSnapshotWriter(): void {
+    this.assertOpen();
+    this.writer.start();
+  }
+
+  /** The thread that writes snapshot files, once started: its OS thread id and nice value. */
+  get snapshotWriterThread(): WriterThreadInfo | null {
+    return this.writer.thread;
   }
 
   /** How the last writeSnapshot() wrote its file; null before any. */
@@ -400,7 +419,14 @@ export class NodeStorage {
       throw new InvalidWriteError(`cannot bootstrap ${this.dir}: it already holds a log, a snapshot or a term`);
     }
     const path = join(this.snapshotDir, snapshotFileName(header.index, header.term));
-    await writeSnapshotFile(path, header, { keys: [], sessions: [] }, { clusterId: this.clusterId, nodeId: this.nodeId });
+    // No rows: written here, without starting the writer thread.
+    const writer = SnapshotFileWriter.create(path, header, { clusterId: this.clusterId, nodeId: this.nodeId });
+    try {
+      writer.finish([], { stateDigest: null, keyCount: null });
+    } catch (error) {
+      writer.abort();
+      throw error;
+    }
     const record: SnapshotRecord = {
       file: basename(path),
       index: header.index,
@@ -420,9 +446,11 @@ export class NodeStorage {
   /**
    * Writes a snapshot of this node's state machine, applied through
    * `header.index`, and records it once its file is durably in place; older
-   * files beyond the retention count are deleted. Rows are drained with
-   * periodic yields to the event loop, so the node keeps running: `content`
-   * must iterate a point-in-time view. Compact the log separately.
+   * files beyond the retention count are deleted. The file is written on a
+   * low-priority thread (snapshot-write-thread.ts); this thread only packs
+   * the rows for it, with periodic yields to the event loop, so the node
+   * keeps running: `content` must iterate a point-in-time view. Compact the
+   * log separately.
    *
    * With `content.changes` whose base is the newest snapshot file, the file
    * is written as an update of a copy of that one (snapshot-update.ts),
@@ -475,7 +503,7 @@ export class NodeStorage {
       wholeBecause = `an incremental write from ${base.file} failed before`;
     } else {
       try {
-        await updateSnapshotFile(path, join(this.snapshotDir, base.file), header, content, changes, identity, this.incrementalLimits);
+        await this.writer.update(path, join(this.snapshotDir, base.file), header, content, changes, identity, this.incrementalLimits);
         return { incremental: true, changedKeys: changes.keys.size, wholeBecause: null };
       } catch (error) {
         if (!(error instanceof IncrementalDeclinedError)) {
@@ -485,7 +513,7 @@ export class NodeStorage {
         wholeBecause = error.message;
       }
     }
-    await writeSnapshotFile(path, header, content, identity);
+    await this.writer.writeWhole(path, header, content, identity);
     return { incremental: false, changedKeys: changes?.keys.size ?? null, wholeBecause };
   }
 
@@ -528,6 +556,7 @@ export class NodeStorage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.writer.close();
     forgetHolder(this.dir);
     this.wal.close();
     this.db.close();

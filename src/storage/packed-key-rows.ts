@@ -15,7 +15,7 @@ import type { KeyType } from './types.ts';
 
 export const FIELDS_PER_ROW = 4;
 export const KEY_TYPE_CODES: Readonly<Record<KeyType, number>> = { string: 0, list: 1, hash: 2 };
-const KEY_TYPES: readonly KeyType[] = ['string', 'list', 'hash'];
+export const KEY_TYPES: readonly KeyType[] = ['string', 'list', 'hash'];
 /** The expiry field of a row without one (a real expiry is never negative). */
 export const NO_EXPIRY = -1;
 
@@ -46,4 +46,75 @@ export function forEachPackedKeyRow(batch: PackedKeyRows, visit: PackedKeyRowVis
     keyStart = keyEnd;
     valueStart = valueEnd;
   }
+}
+
+/** Rows per batch a PackedKeyRowsBuilder makes at most. */
+export const MAX_BATCH_ROWS = 4096;
+/** Bytes of keys and values past which a PackedKeyRowsBuilder's batch is full. */
+export const MAX_BATCH_BYTES = 4 << 20;
+const INITIAL_KEY_BYTES = 64 << 10;
+const INITIAL_VALUE_BYTES = 256 << 10;
+
+/**
+ * Packs rows into batches, the other direction of forEachPackedKeyRow: the
+ * main thread packs a snapshot's rows for the writer thread. Each batch's
+ * arrays have buffers of their own, so they can be transferred; the next
+ * batch starts with new ones, sized by the last.
+ */
+export class PackedKeyRowsBuilder {
+  private keys: Buffer;
+  private values: Buffer;
+  private fields = new Float64Array(MAX_BATCH_ROWS * FIELDS_PER_ROW);
+  private rows = 0;
+  private keyEnd = 0;
+  private valueEnd = 0;
+
+  constructor() {
+    this.keys = Buffer.allocUnsafeSlow(INITIAL_KEY_BYTES);
+    this.values = Buffer.allocUnsafeSlow(INITIAL_VALUE_BYTES);
+  }
+
+  get rowCount(): number {
+    return this.rows;
+  }
+
+  /** The batch has as many rows or bytes as one should hold: take() it. */
+  get full(): boolean {
+    return this.rows >= MAX_BATCH_ROWS || this.keyEnd + this.valueEnd >= MAX_BATCH_BYTES;
+  }
+
+  /** Adds a row; `expiresAtMs` is NO_EXPIRY for none. Call take() first when full. */
+  add(key: string, typeCode: number, value: Uint8Array, expiresAtMs: number): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit; write() would stop short of a full buffer.
+    if (this.keyEnd + key.length * 3 > this.keys.length) this.keys = grown(this.keys, this.keyEnd, this.keyEnd + key.length * 3);
+    if (this.valueEnd + value.length > this.values.length) this.values = grown(this.values, this.valueEnd, this.valueEnd + value.length);
+    this.keyEnd += this.keys.write(key, this.keyEnd, 'utf8');
+    this.values.set(value, this.valueEnd);
+    this.valueEnd += value.length;
+    const at = this.rows * FIELDS_PER_ROW;
+    this.fields[at] = this.keyEnd;
+    this.fields[at + 1] = this.valueEnd;
+    this.fields[at + 2] = typeCode;
+    this.fields[at + 3] = expiresAtMs;
+    this.rows++;
+  }
+
+  /** The rows added since the last take(), as a batch whose arrays are its own. */
+  take(): PackedKeyRows {
+    const batch: PackedKeyRows = { rows: this.rows, keys: this.keys, values: this.values, fields: this.fields };
+    this.keys = Buffer.allocUnsafeSlow(Math.max(INITIAL_KEY_BYTES, this.keyEnd));
+    this.values = Buffer.allocUnsafeSlow(Math.max(INITIAL_VALUE_BYTES, this.valueEnd));
+    this.fields = new Float64Array(MAX_BATCH_ROWS * FIELDS_PER_ROW);
+    this.rows = 0;
+    this.keyEnd = 0;
+    this.valueEnd = 0;
+    return batch;
+  }
+}
+
+/** A buffer of at least `needed` bytes (at least twice `buffer`'s) holding `buffer`'s first `used` bytes; a buffer of its own. */
+function grown(buffer: Buffer, used: number, needed: number): Buffer {
+  const next = Buffer.allocUnsafeSlow(Math.max(needed, buffer.length * 2));
+  buffer.copy(next, 0, 0, used);
+  return next;
 }

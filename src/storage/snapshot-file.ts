@@ -16,23 +16,22 @@
  *
  * A file is written whole here, or as a copy of an earlier one with the
  * changed keys' rows replaced (snapshot-update.ts): the same tables, and the
- * same checks when read.
+ * same checks when read. Both writers run on the snapshot writer thread
+ * (snapshot-write-thread.ts), fed packed batches of rows.
  */
 import * as fs from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { ConfState, NodeId } from '../raft/types.ts';
 import { FieldEncoder, crc32 } from './checksum.ts';
-import { durableRenameAsync, removeIfPresent } from './durable-fs.ts';
-import { FIELDS_PER_ROW, KEY_TYPE_CODES, NO_EXPIRY } from './packed-key-rows.ts';
+import { durableRename, removeIfPresent } from './durable-fs.ts';
+import { FIELDS_PER_ROW, KEY_TYPES, KEY_TYPE_CODES, NO_EXPIRY } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { CorruptDataError, ForeignClusterError, InvalidWriteError, SchemaTooNewError } from './errors.ts';
 import { SNAPSHOT_APPLICATION_ID, pragmaValue, quickCheck, sqliteCode, withCorruptionMapped } from './sqlite.ts';
-import type { Db } from './sqlite.ts';
+import type { Db, Statement } from './sqlite.ts';
 import type {
   KeyType,
-  RowSource,
-  SnapshotContent,
   SnapshotFileInfo,
   SnapshotHeader,
   SnapshotKeyRow,
@@ -66,9 +65,6 @@ const KEY_BATCH_SQL = `
     group_concat(length(value)),
     group_concat(ifnull(expires_at_ms, ${NO_EXPIRY}))
   FROM (SELECT rowid, key, type, value, expires_at_ms FROM keys WHERE rowid > ? ORDER BY rowid LIMIT ?)`;
-/** Longest stretch a snapshot write runs before it lets the event loop serve requests. */
-const SLICE_MS = 4;
-const CLOCK_EVERY_ROWS = 32;
 
 export const SCHEMA = `
   CREATE TABLE meta (
@@ -188,58 +184,110 @@ export interface SnapshotWriterIdentity {
   readonly nodeId: NodeId;
 }
 
+/** What a writer needs of a snapshot's content besides its rows, which come as packed batches. */
+export interface SnapshotSummary {
+  readonly stateDigest: string | null;
+  /** The rows the keys table must end with, when the content said. */
+  readonly keyCount: number | null;
+}
+
 /**
- * Writes a snapshot to `path`: into `path`.tmp first, fsynced, then renamed
- * into place, so `path` either does not exist or is complete. Yields to the
- * event loop every few thousand rows.
+ * A snapshot file written whole into `path`.tmp: the key rows go in as
+ * packed batches (packed-key-rows.ts) in the order given, then finish() adds
+ * the sessions, indexes and meta, fsyncs the file and renames it to `path`,
+ * so `path` either does not exist or is complete. Synchronous: it runs on
+ * the snapshot writer thread (snapshot-write-worker.ts). After any error,
+ * abort() removes the temp file.
  */
-export async function writeSnapshotFile(
-  path: string,
-  header: SnapshotHeader,
-  content: SnapshotContent,
-  identity: SnapshotWriterIdentity,
-): Promise<SnapshotFileInfo> {
-  checkHeader(header);
-  const tmp = `${path}.tmp`;
-  removeIfPresent(tmp);
-  const db = new Database(tmp);
-  let renamed = false;
-  try {
-    // 16 KiB pages: fewer, fuller pages for large values, and faster to stream and scan.
-    db.pragma('page_size = 16384');
-    setTempFilePragmas(db);
-    db.pragma(`application_id = ${SNAPSHOT_APPLICATION_ID}`);
-    db.exec(SCHEMA);
-    db.exec('BEGIN');
-    const hasher = new RowHasher();
-    const digests: Record<Table, TableDigest> = { members: new TableDigest(), keys: new TableDigest(), sessions: new TableDigest() };
+export class SnapshotFileWriter {
+  private readonly hasher = new RowHasher();
+  private readonly digests: Record<Table, TableDigest> = { members: new TableDigest(), keys: new TableDigest(), sessions: new TableDigest() };
+  private readonly insertKey: Statement<[string, KeyType, Uint8Array, number | null]>;
 
-    writeMembers(db, header.confState, hasher, digests.members);
-
-    const insertKey = db.prepare<[string, KeyType, Uint8Array, number | null]>(
-      'INSERT INTO keys (key, type, value, expires_at_ms) VALUES (?, ?, ?, ?)',
-    );
-    await drain(content.keys, (row: SnapshotKeyRow) => {
-      checkKeyRow(row);
-      insertKey.run(row.key, row.type, row.value, row.expiresAtMs);
-      digests.keys.add(hasher.key(row.key, row.type, row.value, row.expiresAtMs));
-    });
-
-    await writeSessions(db, content.sessions, hasher, digests.sessions);
-
-    for (const index of INDEXES) createUniqueIndex(db, index);
-
-    checkKeyCount(content, digests.keys);
-    writeMeta(db, header, content, identity, digests, 0);
-    db.exec('COMMIT');
-    db.close();
-    await durableRenameAsync(tmp, path);
-    renamed = true;
-    return fileInfo(header, content, identity, digests);
-  } finally {
-    if (db.open) db.close();
-    if (!renamed) removeIfPresent(tmp);
+  private constructor(
+    readonly path: string,
+    private readonly db: Db,
+    private readonly header: SnapshotHeader,
+    private readonly identity: SnapshotWriterIdentity,
+  ) {
+    this.insertKey = db.prepare('INSERT INTO keys (key, type, value, expires_at_ms) VALUES (?, ?, ?, ?)');
   }
+
+  static create(path: string, header: SnapshotHeader, identity: SnapshotWriterIdentity): SnapshotFileWriter {
+    checkHeader(header);
+    const tmp = `${path}.tmp`;
+    removeIfPresent(tmp);
+    const db = new Database(tmp);
+    try {
+      // 16 KiB pages: fewer, fuller pages for large values, and faster to stream and scan.
+      db.pragma('page_size = 16384');
+      setTempFilePragmas(db);
+      db.pragma(`application_id = ${SNAPSHOT_APPLICATION_ID}`);
+      db.exec(SCHEMA);
+      db.exec('BEGIN');
+      const writer = new SnapshotFileWriter(path, db, header, identity);
+      writeMembers(db, header.confState, writer.hasher, writer.digests.members);
+      return writer;
+    } catch (error) {
+      db.close();
+      removeIfPresent(tmp);
+      throw error;
+    }
+  }
+
+  /** Appends a batch of key rows. */
+  addKeys(batch: PackedKeyRows): void {
+    insertKeyBatch(batch, this.hasher, this.digests.keys, (key, type, value, expiresAtMs) => this.insertKey.run(key, type, value, expiresAtMs));
+  }
+
+  /** Adds the sessions, indexes and meta, and puts the file durably in place. */
+  finish(sessions: readonly SnapshotSessionRow[], summary: SnapshotSummary): SnapshotFileInfo {
+    writeSessions(this.db, sessions, this.hasher, this.digests.sessions);
+    for (const index of INDEXES) createUniqueIndex(this.db, index);
+    checkKeyCount(summary, this.digests.keys);
+    writeMeta(this.db, this.header, summary, this.identity, this.digests, 0);
+    commitAndRename(this.db, this.path);
+    return fileInfo(this.header, summary, this.identity, this.digests);
+  }
+
+  /** Closes and removes the temp file; for a write that failed or was called off. */
+  abort(): void {
+    if (this.db.open) this.db.close();
+    removeIfPresent(`${this.path}.tmp`);
+  }
+}
+
+/**
+ * Inserts a packed batch's rows with `insert`, adding each row's CRC to
+ * `digest`. Values are views into the batch: SQLite copies what it binds.
+ */
+export function insertKeyBatch(
+  batch: PackedKeyRows,
+  hasher: RowHasher,
+  digest: TableDigest,
+  insert: (key: string, type: KeyType, value: Uint8Array, expiresAtMs: number | null) => void,
+): void {
+  const { rows, fields, values } = batch;
+  const keys = Buffer.from(batch.keys.buffer, batch.keys.byteOffset, batch.keys.byteLength);
+  let keyStart = 0;
+  let valueStart = 0;
+  for (let i = 0, at = 0; i < rows; i++, at += FIELDS_PER_ROW) {
+    const keyEnd = fields[at] as number;
+    const valueEnd = fields[at + 1] as number;
+    const typeCode = fields[at + 2] as number;
+    const expiresAtMs = fields[at + 3] as number;
+    insert(keys.toString('utf8', keyStart, keyEnd), KEY_TYPES[typeCode] as KeyType, values.subarray(valueStart, valueEnd), expiresAtMs === NO_EXPIRY ? null : expiresAtMs);
+    digest.add(hasher.keyBytes(keys, keyStart, keyEnd, typeCode, expiresAtMs, values, valueStart, valueEnd));
+    keyStart = keyEnd;
+    valueStart = valueEnd;
+  }
+}
+
+/** Commits and closes a temp file filled for `path`, then fsyncs it and renames it into place. */
+export function commitAndRename(db: Db, path: string): void {
+  db.exec('COMMIT');
+  db.close();
+  durableRename(`${path}.tmp`, path);
 }
 
 /** Inserts the ConfState's members into an empty members table. */
@@ -256,22 +304,21 @@ export function writeMembers(db: Db, confState: ConfState, hasher: RowHasher, di
 }
 
 /** Inserts the sessions into an empty sessions table. */
-export async function writeSessions(db: Db, sessions: RowSource<SnapshotSessionRow>, hasher: RowHasher, digest: TableDigest): Promise<void> {
+export function writeSessions(db: Db, sessions: readonly SnapshotSessionRow[], hasher: RowHasher, digest: TableDigest): void {
   const insertSession = db.prepare<[string, number, Uint8Array, number]>(
     'INSERT INTO sessions (client_id, sequence, result, last_seen_ms) VALUES (?, ?, ?, ?)',
   );
-  await drain(sessions, (row: SnapshotSessionRow) => {
-    checkSessionRow(row);
+  for (const row of sessions) {
     insertSession.run(row.clientId, row.sequence, row.result, row.lastSeenMs);
     digest.add(hasher.session(row.clientId, row.sequence, row.result, row.lastSeenMs));
-  });
+  }
 }
 
 /** Fills an empty meta table. */
 export function writeMeta(
   db: Db,
   header: SnapshotHeader,
-  content: SnapshotContent,
+  summary: SnapshotSummary,
   identity: SnapshotWriterIdentity,
   digests: Readonly<Record<Table, TableDigest>>,
   replacedRows: number,
@@ -287,22 +334,22 @@ export function writeMeta(
     ['log_time_ms', header.logTimeMs],
     [REPLACED_ROWS_META, replacedRows],
   ];
-  if (content.stateDigest !== undefined) meta.push(['state_digest', content.stateDigest]);
+  if (summary.stateDigest !== null) meta.push(['state_digest', summary.stateDigest]);
   for (const table of TABLES) meta.push([`${table}_rows`, digests[table].rows], [`${table}_crc_sum`, digests[table].sum]);
   // better-sqlite3 binds every JS number as a REAL; a bigint goes in as an INTEGER (shown as 3, not 3.0).
   for (const [key, value] of meta) insertMeta.run(key, typeof value === 'number' ? BigInt(value) : value);
 }
 
 /** A content that says how many keys it holds must hold that many. */
-export function checkKeyCount(content: SnapshotContent, keys: TableDigest): void {
-  if (content.keyCount !== undefined && keys.rows !== content.keyCount) {
-    throw new InvalidWriteError(`the snapshot was to hold ${content.keyCount} keys, but ${keys.rows} were written`);
+export function checkKeyCount(summary: SnapshotSummary, keys: TableDigest): void {
+  if (summary.keyCount !== null && keys.rows !== summary.keyCount) {
+    throw new InvalidWriteError(`the snapshot was to hold ${summary.keyCount} keys, but ${keys.rows} were written`);
   }
 }
 
 export function fileInfo(
   header: SnapshotHeader,
-  content: SnapshotContent,
+  summary: SnapshotSummary,
   identity: SnapshotWriterIdentity,
   digests: Readonly<Record<Table, TableDigest>>,
 ): SnapshotFileInfo {
@@ -313,44 +360,8 @@ export function fileInfo(
     writtenBy: identity.nodeId,
     keyCount: digests.keys.rows,
     sessionCount: digests.sessions.rows,
-    stateDigest: content.stateDigest ?? null,
+    stateDigest: summary.stateDigest,
   };
-}
-
-export async function drain<T>(source: RowSource<T>, write: (row: T) => void): Promise<void> {
-  const slice = new TimeSlice();
-  if (Symbol.iterator in source) {
-    // A plain iterator is walked synchronously between yields: no promise per row.
-    for (const row of source) {
-      write(row);
-      if (slice.spent()) await slice.yield();
-    }
-    return;
-  }
-  for await (const row of source) {
-    write(row);
-    if (slice.spent()) await slice.yield();
-  }
-}
-
-/**
- * Bounds how long a snapshot write holds the event loop at a time: by time,
- * not rows, since a row's cost ranges from a short string to a large hash.
- * Client requests and Raft traffic wait at most about SLICE_MS per turn.
- */
-export class TimeSlice {
-  private rows = 0;
-  private started = performance.now();
-
-  spent(): boolean {
-    // Read the clock only every few rows: it costs more than a small row.
-    return ++this.rows % CLOCK_EVERY_ROWS === 0 && performance.now() - this.started >= SLICE_MS;
-  }
-
-  async yield(): Promise<void> {
-    await yieldToEventLoop();
-    this.started = performance.now();
-  }
 }
 
 export function runInsert(insert: () => void, duplicateMessage: string): void {
@@ -393,7 +404,7 @@ export function checkKeyRow(row: SnapshotKeyRow): void {
   }
 }
 
-function checkSessionRow(row: SnapshotSessionRow): void {
+export function checkSessionRow(row: SnapshotSessionRow): void {
   if (typeof row.clientId !== 'string' || !isCount(row.sequence) || !(row.result instanceof Uint8Array) || !isCount(row.lastSeenMs)) {
     throw new InvalidWriteError(
       `invalid snapshot session row for '${String(row.clientId)}': sequence ${String(row.sequence)}, lastSeenMs ${String(row.lastSeenMs)}`,

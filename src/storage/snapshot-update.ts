@@ -20,8 +20,10 @@
  */
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { durableRenameAsync, removeIfPresent } from './durable-fs.ts';
+import { removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, InvalidWriteError, StorageError } from './errors.ts';
+import { FIELDS_PER_ROW } from './packed-key-rows.ts';
+import type { PackedKeyRows } from './packed-key-rows.ts';
 import {
   INDEXES,
   REPLACED_ROWS_META,
@@ -30,22 +32,21 @@ import {
   SNAPSHOT_FORMAT_VERSION,
   TABLES,
   TableDigest,
-  TimeSlice,
   checkHeader,
   checkKeyCount,
-  checkKeyRow,
-  drain,
+  commitAndRename,
   fileInfo,
+  insertKeyBatch,
   isKeyType,
   setTempFilePragmas,
   writeMembers,
   writeMeta,
   writeSessions,
 } from './snapshot-file.ts';
-import type { SnapshotWriterIdentity, Table } from './snapshot-file.ts';
+import type { SnapshotSummary, SnapshotWriterIdentity, Table } from './snapshot-file.ts';
 import { SNAPSHOT_APPLICATION_ID, pragmaValue, sqliteCode, withCorruptionMapped } from './sqlite.ts';
-import type { Db } from './sqlite.ts';
-import type { KeyType, SnapshotContent, SnapshotFileInfo, SnapshotHeader, SnapshotKeyChanges, SnapshotKeyRow } from './types.ts';
+import type { Db, Statement } from './sqlite.ts';
+import type { KeyType, SnapshotFileInfo, SnapshotHeader, SnapshotSessionRow } from './types.ts';
 import { isCount } from './validate.ts';
 
 /**
@@ -74,109 +75,160 @@ interface BaseMeta {
   readonly replacedRows: number;
 }
 
+/** The update a SnapshotFileUpdater is to make: from which base, to which state. */
+export interface SnapshotUpdatePlan {
+  readonly path: string;
+  readonly basePath: string;
+  readonly header: SnapshotHeader;
+  readonly identity: SnapshotWriterIdentity;
+  /** The base's index and state digest, which its file must hold (SnapshotKeyChanges). */
+  readonly baseIndex: number;
+  readonly baseDigest: string;
+  /** How many keys changed since the base. */
+  readonly changedKeys: number;
+  readonly limits: IncrementalLimits;
+}
+
 /**
- * Writes the snapshot `header`/`content` to `path` as a copy of `basePath`
- * with the rows of `changes.keys` replaced by `changes.rows`; like
- * writeSnapshotFile, through `path`.tmp, fsynced, then renamed. Throws
- * IncrementalDeclinedError (having consumed nothing) when the base cannot
- * serve; any other error leaves no file behind.
+ * Writes a snapshot to `path` as a copy of the base with the changed keys'
+ * rows replaced; like SnapshotFileWriter, through `path`.tmp, fsynced, then
+ * renamed, and synchronous, for the snapshot writer thread. In order:
+ * open() checks the base and copies it, findChanged() is given every changed
+ * key, deleteChanged() deletes their rows, then addKeys() gets the current
+ * rows of the changed keys that exist, and finish() the sessions. Until
+ * deleteChanged() returns, a failure is an IncrementalDeclinedError: the
+ * caller has consumed no row yet and writes the snapshot whole instead.
+ * After any error, abort() removes the temp file.
  */
-export async function updateSnapshotFile(
-  path: string,
-  basePath: string,
-  header: SnapshotHeader,
-  content: SnapshotContent,
-  changes: SnapshotKeyChanges,
-  identity: SnapshotWriterIdentity,
-  limits: IncrementalLimits,
-): Promise<SnapshotFileInfo> {
-  checkHeader(header);
-  const base = readBaseMeta(basePath, changes, identity.clusterId);
-  const baseRows = base.digests.keys.rows;
-  const changed = changes.keys.size;
-  if (changed > limits.maxChangedFraction * baseRows) {
-    throw new IncrementalDeclinedError(`${changed} of the base's ${baseRows} keys changed: writing whole is cheaper`);
-  }
-  if (base.replacedRows + changed > limits.maxReplacedFraction * baseRows) {
-    throw new IncrementalDeclinedError(`${base.replacedRows} of the base's ${baseRows} rows were replaced since it was written whole`);
+export class SnapshotFileUpdater {
+  private readonly hasher = new RowHasher();
+  private readonly findKey: Statement<[string]>;
+  private rowids: Float64Array;
+  private found = 0;
+  private replaced = 0;
+  private insertKey: Statement<[string, KeyType, Uint8Array, number | null]> | null = null;
+
+  private constructor(
+    private readonly plan: SnapshotUpdatePlan,
+    private readonly db: Db,
+    private readonly base: BaseMeta,
+  ) {
+    this.findKey = db.prepare<[string]>('SELECT rowid FROM keys WHERE key = ?').pluck();
+    this.rowids = new Float64Array(plan.changedKeys);
   }
 
-  const tmp = `${path}.tmp`;
-  removeIfPresent(tmp);
-  let db: Db | null = null;
-  let renamed = false;
-  try {
-    const hasher = new RowHasher();
-    const digests = base.digests;
-    const slice = new TimeSlice();
-    let replaced = 0;
+  static open(plan: SnapshotUpdatePlan): SnapshotFileUpdater {
+    checkHeader(plan.header);
+    const base = readBaseMeta(plan.basePath, plan.baseIndex, plan.baseDigest, plan.identity.clusterId);
+    const baseRows = base.digests.keys.rows;
+    const changed = plan.changedKeys;
+    if (changed > plan.limits.maxChangedFraction * baseRows) {
+      throw new IncrementalDeclinedError(`${changed} of the base's ${baseRows} keys changed: writing whole is cheaper`);
+    }
+    if (base.replacedRows + changed > plan.limits.maxReplacedFraction * baseRows) {
+      throw new IncrementalDeclinedError(`${base.replacedRows} of the base's ${baseRows} rows were replaced since it was written whole`);
+    }
+    const tmp = `${plan.path}.tmp`;
+    removeIfPresent(tmp);
+    let db: Db | null = null;
     try {
-      // A reflink where the filesystem has them, else a copy in the kernel on libuv's thread pool.
-      await fs.promises.copyFile(basePath, tmp, fs.constants.COPYFILE_FICLONE);
+      // A reflink where the filesystem has them, else a copy in the kernel.
+      fs.copyFileSync(plan.basePath, tmp, fs.constants.COPYFILE_FICLONE);
       db = new Database(tmp);
       setTempFilePragmas(db);
-      // A small cache: dirty pages spill to the file between time slices instead of all at COMMIT, in one piece.
+      // A small cache: dirty pages spill to the file as rows go, instead of all at COMMIT, in one piece.
       db.pragma(`cache_size = -${UPDATE_CACHE_KIB}`);
       db.exec('BEGIN');
-      // Rows are deleted in rowid order: each page of the table is read and written once, and the
-      // key index, which the deletes walk at random, is small enough to stay in the cache.
-      const findKey = db.prepare<[string]>('SELECT rowid FROM keys WHERE key = ?').pluck();
-      const found = new Float64Array(changes.keys.size);
-      let count = 0;
-      for (const key of changes.keys) {
-        const rowid = withCorruptionMapped(basePath, () => findKey.get(key)) as number | undefined;
-        if (rowid !== undefined) found[count++] = rowid;
-        if (slice.spent()) await slice.yield();
-      }
-      // A typed array sorts numerically in native code: several times faster than Array#sort with a comparator.
-      const rowids = found.subarray(0, count).sort();
-      const deleteRow = db.prepare<[number]>('DELETE FROM keys WHERE rowid = ? RETURNING key, type, value, expires_at_ms').raw();
-      for (const rowid of rowids) {
-        const [key, type, value, expiresAtMs] = withCorruptionMapped(basePath, () => deleteRow.get(rowid)) as [unknown, unknown, unknown, unknown];
-        if (typeof key !== 'string' || !isKeyType(type) || !(value instanceof Uint8Array) || (expiresAtMs !== null && !isCount(expiresAtMs))) {
-          throw new CorruptDataError(basePath, `key row '${String(key)}' has invalid fields`);
-        }
-        digests.keys.remove(hasher.key(key, type, value, expiresAtMs));
-        replaced++;
-        if (slice.spent()) await slice.yield();
+      return new SnapshotFileUpdater(plan, db, base);
+    } catch (error) {
+      db?.close();
+      removeIfPresent(tmp);
+      throw declined(plan.basePath, error);
+    }
+  }
+
+  /** Notes the rows of these changed keys (packed rows whose values are ignored) for deleteChanged(). */
+  findChanged(batch: PackedKeyRows): void {
+    try {
+      const keys = Buffer.from(batch.keys.buffer, batch.keys.byteOffset, batch.keys.byteLength);
+      let keyStart = 0;
+      for (let i = 0, at = 0; i < batch.rows; i++, at += FIELDS_PER_ROW) {
+        const keyEnd = batch.fields[at] as number;
+        const key = keys.toString('utf8', keyStart, keyEnd);
+        keyStart = keyEnd;
+        const rowid = withCorruptionMapped(this.plan.basePath, () => this.findKey.get(key)) as number | undefined;
+        if (rowid === undefined) continue;
+        if (this.found === this.rowids.length) throw new Error(`more than the ${this.plan.changedKeys} changed keys announced`);
+        this.rowids[this.found++] = rowid;
       }
     } catch (error) {
-      throw new IncrementalDeclinedError(`the base ${basePath} could not be updated: ${(error as Error).message}`, { cause: error });
+      throw declined(this.plan.basePath, error);
     }
+  }
 
-    // From here on the changed rows are being consumed: no going back to a whole write.
-    const insertKey = db.prepare<[string, KeyType, Uint8Array, number | null]>(
-      'INSERT INTO keys (key, type, value, expires_at_ms) VALUES (?, ?, ?, ?)',
-    );
-    await drain(changes.rows, (row: SnapshotKeyRow) => {
-      checkKeyRow(row);
-      if (!changes.keys.has(row.key)) throw new InvalidWriteError(`the changed rows hold key '${row.key}', which is not among the changed keys`);
+  /** Deletes the rows of the changed keys, taking their CRCs off the sum. */
+  deleteChanged(): void {
+    try {
+      const digest = this.base.digests.keys;
+      // Rows are deleted in rowid order: each page of the table is read and written once, and the
+      // key index, which the deletes walk at random, is small enough to stay in the cache.
+      // A typed array sorts numerically in native code: several times faster than Array#sort with a comparator.
+      const rowids = this.rowids.subarray(0, this.found).sort();
+      const deleteRow = this.db.prepare<[number]>('DELETE FROM keys WHERE rowid = ? RETURNING key, type, value, expires_at_ms').raw();
+      for (const rowid of rowids) {
+        const [key, type, value, expiresAtMs] = withCorruptionMapped(this.plan.basePath, () => deleteRow.get(rowid)) as [unknown, unknown, unknown, unknown];
+        if (typeof key !== 'string' || !isKeyType(type) || !(value instanceof Uint8Array) || (expiresAtMs !== null && !isCount(expiresAtMs))) {
+          throw new CorruptDataError(this.plan.basePath, `key row '${String(key)}' has invalid fields`);
+        }
+        digest.remove(this.hasher.key(key, type, value, expiresAtMs));
+        this.replaced++;
+      }
+    } catch (error) {
+      throw declined(this.plan.basePath, error);
+    }
+    this.insertKey = this.db.prepare('INSERT INTO keys (key, type, value, expires_at_ms) VALUES (?, ?, ?, ?)');
+  }
+
+  /** Appends current rows of changed keys, after their old rows are gone. */
+  addKeys(batch: PackedKeyRows): void {
+    const insertKey = this.insertKey;
+    if (insertKey === null) throw new Error('addKeys() before deleteChanged()');
+    insertKeyBatch(batch, this.hasher, this.base.digests.keys, (key, type, value, expiresAtMs) => {
       try {
-        withCorruptionMapped(basePath, () => insertKey.run(row.key, row.type, row.value, row.expiresAtMs));
+        withCorruptionMapped(this.plan.basePath, () => insertKey.run(key, type, value, expiresAtMs));
       } catch (error) {
-        if (sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE') throw new InvalidWriteError(`the changed rows hold key '${row.key}' more than once`, { cause: error });
+        if (sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE') throw new InvalidWriteError(`the changed rows hold key '${key}' more than once`, { cause: error });
         throw error;
       }
-      digests.keys.add(hasher.key(row.key, row.type, row.value, row.expiresAtMs));
     });
-    checkKeyCount(content, digests.keys);
+  }
 
+  /** Rewrites members, sessions and meta, and puts the file durably in place. */
+  finish(sessions: readonly SnapshotSessionRow[], summary: SnapshotSummary): SnapshotFileInfo {
+    const { db, plan, hasher } = this;
+    const digests = this.base.digests;
+    checkKeyCount(summary, digests.keys);
     // Members and sessions are few: rewritten whole.
     db.exec('DELETE FROM members; DELETE FROM sessions; DELETE FROM meta');
     digests.members = new TableDigest();
     digests.sessions = new TableDigest();
-    writeMembers(db, header.confState, hasher, digests.members);
-    await writeSessions(db, content.sessions, hasher, digests.sessions);
-    writeMeta(db, header, content, identity, digests, base.replacedRows + replaced);
-    db.exec('COMMIT');
-    db.close();
-    await durableRenameAsync(tmp, path);
-    renamed = true;
-    return fileInfo(header, content, identity, digests);
-  } finally {
-    if (db?.open === true) db.close();
-    if (!renamed) removeIfPresent(tmp);
+    writeMembers(db, plan.header.confState, hasher, digests.members);
+    writeSessions(db, sessions, hasher, digests.sessions);
+    writeMeta(db, plan.header, summary, plan.identity, digests, this.base.replacedRows + this.replaced);
+    commitAndRename(db, plan.path);
+    return fileInfo(plan.header, summary, plan.identity, digests);
   }
+
+  /** Closes and removes the temp file; for an update that failed or was called off. */
+  abort(): void {
+    if (this.db.open) this.db.close();
+    removeIfPresent(`${this.plan.path}.tmp`);
+  }
+}
+
+function declined(basePath: string, error: unknown): IncrementalDeclinedError {
+  if (error instanceof IncrementalDeclinedError) return error;
+  return new IncrementalDeclinedError(`the base ${basePath} could not be updated: ${(error as Error).message}`, { cause: error });
 }
 
 /**
@@ -184,7 +236,7 @@ export async function updateSnapshotFile(
  * this format, with exactly our schema (no triggers or other surprises: the
  * base may be a file a leader sent), holding the state the changes start from.
  */
-function readBaseMeta(basePath: string, changes: SnapshotKeyChanges, clusterId: string): BaseMeta {
+function readBaseMeta(basePath: string, baseIndex: number, baseDigest: string, clusterId: string): BaseMeta {
   let db: Db | null = null;
   try {
     db = new Database(basePath, { readonly: true, fileMustExist: true });
@@ -204,8 +256,8 @@ function readBaseMeta(basePath: string, changes: SnapshotKeyChanges, clusterId: 
       };
       expect('format_version', SNAPSHOT_FORMAT_VERSION);
       expect('cluster_id', clusterId);
-      expect('index', changes.baseIndex);
-      expect('state_digest', changes.baseDigest);
+      expect('index', baseIndex);
+      expect('state_digest', baseDigest);
       const digests = {} as Record<Table, TableDigest>;
       for (const table of TABLES) digests[table] = new TableDigest(count(`${table}_rows`), count(`${table}_crc_sum`));
       // Files written before incremental writes existed have replaced no rows.

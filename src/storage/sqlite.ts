@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { CorruptDataError } from './errors.ts';
 
 export type Db = Database.Database;
+export type Statement<Params extends unknown[]> = Database.Statement<Params>;
 
 /** `PRAGMA application_id` values: `file(1)` and the sqlite3 shell's `.dbinfo` show what a file is. */
 export const NODE_DB_APPLICATION_ID = 0x716b764e; // 'qkvN'
