@@ -4,12 +4,35 @@
  * package under node_modules, Node's internals), to say where a server's
  * time went during a run.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface CallFrame {
   readonly functionName: string;
   readonly url: string;
   readonly lineNumber: number;
+  readonly columnNumber?: number;
+}
+
+/**
+ * The frame at its place in src/ when it ran from a bundle (dist/, built with
+ * linked source maps by scripts/build.js): a profile of the built node then
+ * reads like one of the sources. Frames without a map are kept as they are.
+ */
+function sourceMapped(frame: CallFrame, maps: Map<string, SourceMap | null>): CallFrame {
+  if (!frame.url.startsWith('file://') || !frame.url.endsWith('.mjs')) return frame;
+  let map = maps.get(frame.url);
+  if (map === undefined) {
+    const mapFile = `${fileURLToPath(frame.url)}.map`;
+    map = existsSync(mapFile) ? new SourceMap(JSON.parse(readFileSync(mapFile, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]) : null;
+    maps.set(frame.url, map);
+  }
+  if (map === null) return frame;
+  const entry = map.findEntry(frame.lineNumber, frame.columnNumber ?? 0) as { originalSource?: string; originalLine?: number };
+  if (entry.originalSource === undefined || entry.originalLine === undefined) return frame;
+  const source = entry.originalSource.startsWith('file://') ? entry.originalSource : pathToFileURL(fileURLToPath(new URL(entry.originalSource, frame.url))).href;
+  return { ...frame, url: source, lineNumber: entry.originalLine };
 }
 
 interface ProfileNode {
@@ -76,7 +99,8 @@ export interface MonotonicWindow {
  * compiles the sources), preload or shutdown.
  */
 export function summarizeProfile(profile: CpuProfile, repoRoot: string, windows: readonly MonotonicWindow[] = [], top = 15): ProfileSummary {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const maps = new Map<string, SourceMap | null>();
+  const byId = new Map(profile.nodes.map((n) => [n.id, sourceMapped(n.callFrame, maps)]));
   const perFunction = new Map<string, number>();
   const perArea = new Map<string, number>();
   let totalUs = 0;

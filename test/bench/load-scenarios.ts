@@ -158,6 +158,8 @@ export interface SnapshotUnderLoadReport {
   readonly maxRatio: number;
   /** The snapshot was still running when the window ended: `during` covers only its start. */
   readonly outlastedWindow: boolean;
+  /** Each whole second of the window: where in it the latency went up (a baseline's spikes show here). */
+  readonly seconds: readonly StretchFigures[];
 }
 
 async function snapshotUnderLoad(
@@ -199,6 +201,7 @@ async function snapshotUnderLoad(
     p999Ratio: ratio(during.latencyMs.p999, before.latencyMs.p999),
     maxRatio: ratio(during.latencyMs.max, before.latencyMs.max),
     outlastedWindow: endMs > windowMs,
+    seconds: Array.from({ length: runSettings.durationS }, (_, i) => stretchFigures(outcome.slices, SLICE_MS, i * 1000, (i + 1) * 1000)),
   };
 }
 
@@ -218,6 +221,8 @@ function formatSnapshotUnderLoad(r: SnapshotUnderLoadReport): string {
     table(rows, (c) => c > 0),
     `  during / before: p99 ${x(r.p99Ratio)} (target: at most 2x), p99.9 ${x(r.p999Ratio)}, max ${x(r.maxRatio)}` +
       (r.outlastedWindow ? '; the snapshot outlasted the window: "during" covers only its start (raise --duration)' : ''),
+    `  p99 ms per second: ${r.seconds.map((f) => formatMs(f.latencyMs.p99)).join(' ')}`,
+    `  max ms per second: ${r.seconds.map((f) => formatMs(f.latencyMs.max)).join(' ')}`,
   ].join('\n');
 }
 
