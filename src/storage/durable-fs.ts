@@ -36,3 +36,77 @@ export function durableRename(from: string, to: string): void {
 export function removeIfPresent(path: string): void {
   fs.rmSync(path, { force: true });
 }
+
+/**
+ * How many bytes a long file write (a snapshot) leaves unsynced at most. The
+ * node's log fsyncs go to the same disk and wait behind whatever is dirty
+ * when they run; a whole snapshot synced once at its end would make them
+ * wait behind hundreds of MiB.
+ */
+export const WRITE_BACK_STEP_BYTES = 16 << 20;
+
+/**
+ * Syncs a file that someone else writes (SQLite) every WRITE_BACK_STEP_BYTES
+ * reported to wrote(), through an fd of its own: fdatasync flushes the file,
+ * whichever fd wrote it.
+ */
+export class WriteBackPacer {
+  private fd: number;
+  private unsynced = 0;
+
+  constructor(path: string) {
+    this.fd = fs.openSync(path, 'r');
+  }
+
+  wrote(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.unsynced < WRITE_BACK_STEP_BYTES || this.fd < 0) return;
+    fs.fdatasyncSync(this.fd);
+    this.unsynced = 0;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/**
+ * Copies `from` to `to` (not synced at the end: the caller syncs once it has
+ * changed the copy). A reflink where the filesystem has them; else in steps
+ * of WRITE_BACK_STEP_BYTES, each synced, for the same reason as
+ * WriteBackPacer.
+ */
+export function copyFileInSteps(from: string, to: string): void {
+  try {
+    fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE_FORCE);
+    return;
+  } catch {
+    // No reflinks here (ext4, tmpfs...), or another failure, which the copy below reports.
+  }
+  const source = fs.openSync(from, 'r');
+  try {
+    const target = fs.openSync(to, 'w');
+    try {
+      const buffer = Buffer.allocUnsafe(1 << 20);
+      let position = 0;
+      let unsynced = 0;
+      for (;;) {
+        const read = fs.readSync(source, buffer, 0, buffer.length, position);
+        if (read === 0) break;
+        fs.writeSync(target, buffer, 0, read, position);
+        position += read;
+        unsynced += read;
+        if (unsynced >= WRITE_BACK_STEP_BYTES) {
+          fs.fdatasyncSync(target);
+          unsynced = 0;
+        }
+      }
+    } finally {
+      fs.closeSync(target);
+    }
+  } finally {
+    fs.closeSync(source);
+  }
+}

@@ -24,7 +24,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { ConfState, NodeId } from '../raft/types.ts';
 import { FieldEncoder, crc32 } from './checksum.ts';
-import { durableRename, removeIfPresent } from './durable-fs.ts';
+import { WriteBackPacer, durableRename, removeIfPresent } from './durable-fs.ts';
 import { FIELDS_PER_ROW, KEY_TYPES, KEY_TYPE_CODES, NO_EXPIRY } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { CorruptDataError, ForeignClusterError, InvalidWriteError, SchemaTooNewError } from './errors.ts';
@@ -203,6 +203,8 @@ export class SnapshotFileWriter {
   private readonly hasher = new RowHasher();
   private readonly digests: Record<Table, TableDigest> = { members: new TableDigest(), keys: new TableDigest(), sessions: new TableDigest() };
   private readonly insertKey: Statement<[string, KeyType, Uint8Array, number | null]>;
+  /** Opened by the first addKeys(), so that a create() that fails leaves no fd behind. */
+  private pacer: WriteBackPacer | null = null;
 
   private constructor(
     readonly path: string,
@@ -238,6 +240,8 @@ export class SnapshotFileWriter {
   /** Appends a batch of key rows. */
   addKeys(batch: PackedKeyRows): void {
     insertKeyBatch(batch, this.hasher, this.digests.keys, (key, type, value, expiresAtMs) => this.insertKey.run(key, type, value, expiresAtMs));
+    this.pacer ??= new WriteBackPacer(`${this.path}.tmp`);
+    this.pacer.wrote(batch.keys.byteLength + batch.values.byteLength);
   }
 
   /** Adds the sessions, indexes and meta, and puts the file durably in place. */
@@ -246,12 +250,14 @@ export class SnapshotFileWriter {
     for (const index of INDEXES) createUniqueIndex(this.db, index);
     checkKeyCount(summary, this.digests.keys);
     writeMeta(this.db, this.header, summary, this.identity, this.digests, 0);
+    this.pacer?.close();
     commitAndRename(this.db, this.path);
     return fileInfo(this.header, summary, this.identity, this.digests);
   }
 
   /** Closes and removes the temp file; for a write that failed or was called off. */
   abort(): void {
+    this.pacer?.close();
     if (this.db.open) this.db.close();
     removeIfPresent(`${this.path}.tmp`);
   }

@@ -18,9 +18,8 @@
  * only in part; the meta key `replaced_rows` counts the rows replaced since
  * the file was last written whole, and past a limit the caller writes whole.
  */
-import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { removeIfPresent } from './durable-fs.ts';
+import { copyFileInSteps, removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, InvalidWriteError, StorageError } from './errors.ts';
 import { FIELDS_PER_ROW } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
@@ -132,8 +131,7 @@ export class SnapshotFileUpdater {
     removeIfPresent(tmp);
     let db: Db | null = null;
     try {
-      // A reflink where the filesystem has them, else a copy in the kernel.
-      fs.copyFileSync(plan.basePath, tmp, fs.constants.COPYFILE_FICLONE);
+      copyFileInSteps(plan.basePath, tmp);
       db = new Database(tmp);
       setTempFilePragmas(db);
       // A small cache: dirty pages spill to the file as rows go, instead of all at COMMIT, in one piece.
