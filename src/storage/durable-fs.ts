@@ -43,12 +43,25 @@ export function removeIfPresent(path: string): void {
  * when they run; a whole snapshot synced once at its end would make them
  * wait behind hundreds of MiB.
  */
-export const WRITE_BACK_STEP_BYTES = 16 << 20;
+export const WRITE_BACK_STEP_BYTES = 4 << 20;
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * fdatasync, then wait as long as it took: a long write keeps at most about
+ * half of the disk's time, so the log fsyncs queued behind a step get their
+ * turn before the next step (run on a worker thread: this blocks).
+ */
+function syncStep(fd: number): void {
+  const began = performance.now();
+  fs.fdatasyncSync(fd);
+  Atomics.wait(pause, 0, 0, performance.now() - began);
+}
 
 /**
  * Syncs a file that someone else writes (SQLite) every WRITE_BACK_STEP_BYTES
- * reported to wrote(), through an fd of its own: fdatasync flushes the file,
- * whichever fd wrote it.
+ * reported to wrote() (syncStep), through an fd of its own: fdatasync flushes
+ * the file, whichever fd wrote it.
  */
 export class WriteBackPacer {
   private fd: number;
@@ -61,7 +74,7 @@ export class WriteBackPacer {
   wrote(bytes: number): void {
     this.unsynced += bytes;
     if (this.unsynced < WRITE_BACK_STEP_BYTES || this.fd < 0) return;
-    fs.fdatasyncSync(this.fd);
+    syncStep(this.fd);
     this.unsynced = 0;
   }
 
@@ -75,7 +88,7 @@ export class WriteBackPacer {
 /**
  * Copies `from` to `to` (not synced at the end: the caller syncs once it has
  * changed the copy). A reflink where the filesystem has them; else in steps
- * of WRITE_BACK_STEP_BYTES, each synced, for the same reason as
+ * of WRITE_BACK_STEP_BYTES, each synced (syncStep), for the same reason as
  * WriteBackPacer.
  */
 export function copyFileInSteps(from: string, to: string): void {
@@ -99,7 +112,7 @@ export function copyFileInSteps(from: string, to: string): void {
         position += read;
         unsynced += read;
         if (unsynced >= WRITE_BACK_STEP_BYTES) {
-          fs.fdatasyncSync(target);
+          syncStep(target);
           unsynced = 0;
         }
       }
