@@ -27,25 +27,38 @@ export interface PackedKeyRows {
   readonly fields: Float64Array;
 }
 
-/** Called once per row: `value` is a copy the callee may keep; keyBytes is the key's UTF-8 length. */
-export type PackedKeyRowVisitor = (key: string, keyBytes: number, type: KeyType, value: Uint8Array, expiresAtMs: number | null) => void;
+/**
+ * Called once per row with where its fields are in the batch: the key is
+ * keys[keyStart, keyEnd) (UTF-8), the value values[valueStart, valueEnd).
+ */
+export type PackedRowSpanVisitor = (keys: Buffer, keyStart: number, keyEnd: number, typeCode: number, valueStart: number, valueEnd: number, expiresAtMs: number) => void;
 
-/** Calls `visit` for each row of the batch, in order. */
-export function forEachPackedKeyRow(batch: PackedKeyRows, visit: PackedKeyRowVisitor): void {
-  const { rows, fields, values } = batch;
+/** Calls `visit` for each row of the batch, in order, with its fields' places (no copies). */
+export function forEachPackedRowSpan(batch: PackedKeyRows, visit: PackedRowSpanVisitor): void {
+  const { rows, fields } = batch;
   const keys = Buffer.from(batch.keys.buffer, batch.keys.byteOffset, batch.keys.byteLength);
   let keyStart = 0;
   let valueStart = 0;
   for (let i = 0, at = 0; i < rows; i++, at += FIELDS_PER_ROW) {
     const keyEnd = fields[at] as number;
     const valueEnd = fields[at + 1] as number;
-    const expiry = fields[at + 3] as number;
-    // A copy, not a view: a view would keep the whole batch alive for as long as any one of its values lives.
-    const value = values.slice(valueStart, valueEnd);
-    visit(keys.toString('utf8', keyStart, keyEnd), keyEnd - keyStart, KEY_TYPES[fields[at + 2] as number] as KeyType, value, expiry === NO_EXPIRY ? null : expiry);
+    visit(keys, keyStart, keyEnd, fields[at + 2] as number, valueStart, valueEnd, fields[at + 3] as number);
     keyStart = keyEnd;
     valueStart = valueEnd;
   }
+}
+
+/** Called once per row: `value` is a copy the callee may keep; keyBytes is the key's UTF-8 length. */
+export type PackedKeyRowVisitor = (key: string, keyBytes: number, type: KeyType, value: Uint8Array, expiresAtMs: number | null) => void;
+
+/** Calls `visit` for each row of the batch, in order. */
+export function forEachPackedKeyRow(batch: PackedKeyRows, visit: PackedKeyRowVisitor): void {
+  const { values } = batch;
+  forEachPackedRowSpan(batch, (keys, keyStart, keyEnd, typeCode, valueStart, valueEnd, expiresAtMs) => {
+    // A copy, not a view: a view would keep the whole batch alive for as long as any one of its values lives.
+    const value = values.slice(valueStart, valueEnd);
+    visit(keys.toString('utf8', keyStart, keyEnd), keyEnd - keyStart, KEY_TYPES[typeCode] as KeyType, value, expiresAtMs === NO_EXPIRY ? null : expiresAtMs);
+  });
 }
 
 /** Rows per batch a PackedKeyRowsBuilder makes at most. */

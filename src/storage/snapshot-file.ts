@@ -25,7 +25,7 @@ import Database from 'better-sqlite3';
 import type { ConfState, NodeId } from '../raft/types.ts';
 import { FieldEncoder, crc32 } from './checksum.ts';
 import { WriteBackPacer, durableRename, removeIfPresent } from './durable-fs.ts';
-import { FIELDS_PER_ROW, KEY_TYPES, KEY_TYPE_CODES, NO_EXPIRY } from './packed-key-rows.ts';
+import { FIELDS_PER_ROW, KEY_TYPES, KEY_TYPE_CODES, NO_EXPIRY, forEachPackedRowSpan } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { CorruptDataError, ForeignClusterError, InvalidWriteError, SchemaTooNewError } from './errors.ts';
 import { SNAPSHOT_APPLICATION_ID, pragmaValue, quickCheck, sqliteCode, withCorruptionMapped } from './sqlite.ts';
@@ -273,20 +273,11 @@ export function insertKeyBatch(
   digest: TableDigest,
   insert: (key: string, type: KeyType, value: Uint8Array, expiresAtMs: number | null) => void,
 ): void {
-  const { rows, fields, values } = batch;
-  const keys = Buffer.from(batch.keys.buffer, batch.keys.byteOffset, batch.keys.byteLength);
-  let keyStart = 0;
-  let valueStart = 0;
-  for (let i = 0, at = 0; i < rows; i++, at += FIELDS_PER_ROW) {
-    const keyEnd = fields[at] as number;
-    const valueEnd = fields[at + 1] as number;
-    const typeCode = fields[at + 2] as number;
-    const expiresAtMs = fields[at + 3] as number;
+  const { values } = batch;
+  forEachPackedRowSpan(batch, (keys, keyStart, keyEnd, typeCode, valueStart, valueEnd, expiresAtMs) => {
     insert(keys.toString('utf8', keyStart, keyEnd), KEY_TYPES[typeCode] as KeyType, values.subarray(valueStart, valueEnd), expiresAtMs === NO_EXPIRY ? null : expiresAtMs);
     digest.add(hasher.keyBytes(keys, keyStart, keyEnd, typeCode, expiresAtMs, values, valueStart, valueEnd));
-    keyStart = keyEnd;
-    valueStart = valueEnd;
-  }
+  });
 }
 
 /** Commits and closes a temp file filled for `path`, then fsyncs it and renames it into place. */

@@ -166,15 +166,10 @@ export class SnapshotWriterThread {
   writeWhole(path: string, header: SnapshotHeader, content: SnapshotContent, identity: SnapshotWriterIdentity): Promise<SnapshotFileInfo> {
     return this.exclusive(async () => {
       const call = this.begin(path, (id) => ({ kind: 'whole', id, path, header, identity }));
-      try {
+      return this.run(call, async () => {
         await sendRows(call, content.keys, checkKeyRow);
-        return await finish(call, content);
-      } catch (error) {
-        await this.callOff(call);
-        throw error;
-      } finally {
-        this.end(call);
-      }
+        return finish(call, content);
+      });
     });
   }
 
@@ -204,7 +199,7 @@ export class SnapshotWriterThread {
         limits,
       };
       const call = this.begin(path, (id) => ({ kind: 'update', id, plan }));
-      try {
+      return this.run(call, async () => {
         await sendChangedKeys(call, changes.keys);
         call.post({ kind: 'delete-changed', id: call.id });
         await call.until(() => call.changedDeleted);
@@ -213,14 +208,21 @@ export class SnapshotWriterThread {
           checkKeyRow(row);
           if (!changes.keys.has(row.key)) throw new InvalidWriteError(`the changed rows hold key '${row.key}', which is not among the changed keys`);
         });
-        return await finish(call, content);
-      } catch (error) {
-        await this.callOff(call);
-        throw error;
-      } finally {
-        this.end(call);
-      }
+        return finish(call, content);
+      });
     });
+  }
+
+  /** Runs a write's steps; a step that fails calls the write off (no file is left), and the call ends either way. */
+  private async run(call: WriteCall, steps: () => Promise<SnapshotFileInfo>): Promise<SnapshotFileInfo> {
+    try {
+      return await steps();
+    } catch (error) {
+      await this.callOff(call);
+      throw error;
+    } finally {
+      this.end(call);
+    }
   }
 
   /** Starts the thread ahead of the first write (idle, it does not keep the process alive). */
