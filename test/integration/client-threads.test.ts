@@ -6,17 +6,16 @@
  * reload on SIGHUP, and a clean SIGTERM with a watch open.
  */
 import { X509Certificate } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MISSING_CREDENTIALS } from '../../src/server/auth.ts';
 import { bytes, eventually, GrpcError, NodeClient, sleep, TestCluster, text } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
+import { listServices } from '../support/reflection.ts';
 
 const TOKENS = { admin: 'admin-token-0001', app: 'app-token-0002', viewer: 'viewer-token-0003' };
 const MAX_WATCHES = 2;
@@ -165,20 +164,7 @@ describe('client API from worker threads', () => {
   });
 
   it('answers server reflection from the worker threads', async () => {
-    const require = createRequire(import.meta.url);
-    const protoDir = join(require.resolve('@grpc/reflection'), '..', '..', 'proto');
-    const definition = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoDir], keepCase: true, defaults: true, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
-    const client = new pkg.grpc.reflection.v1.ServerReflection(address(follower), caOnly);
-    opened.push(client);
-    const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> }).ServerReflectionInfo();
-    const services = new Promise<string[]>((resolve, reject) => {
-      call.on('data', (answer) => resolve((answer.list_services_response?.service ?? []).map((service: { name: string }) => service.name)));
-      call.on('error', reject);
-    });
-    call.write({ list_services: '' });
-    call.end();
-    expect(await services).toEqual(expect.arrayContaining(['quorumkv.v1.KV', 'quorumkv.v1.Cluster', 'grpc.health.v1.Health']));
+    expect(await listServices(address(follower), caOnly)).toEqual(expect.arrayContaining(['quorumkv.v1.KV', 'quorumkv.v1.Cluster', 'grpc.health.v1.Health']));
   });
 
   it('authenticates as without threads: no token, a read-only token, a client certificate, through a follower', async () => {

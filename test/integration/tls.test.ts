@@ -3,12 +3,10 @@
  * (certificates from the real `quorumkv certs` code), real gRPC on 127.0.0.1.
  */
 import { X509Certificate } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/qkv-main.ts';
@@ -18,6 +16,7 @@ import { INSTALL_SNAPSHOT_PATH, SEND_PATH, passBuffer } from '../../src/transpor
 import { encodeBatch } from '../../src/transport/codec.ts';
 import { METADATA_FROM, METADATA_TO } from '../../src/transport/peer-sender.ts';
 import { GrpcError, NodeClient, TestCluster, bytes, eventually, sleep, text } from '../support/cluster-harness.ts';
+import { listServices } from '../support/reflection.ts';
 import { TestCerts } from '../support/test-certs.ts';
 
 /** The serial number of the certificate a new TLS connection to `port` is served (presenting `identity` for mTLS). */
@@ -136,23 +135,8 @@ describe('a TLS cluster', () => {
   });
 
   it('answers server reflection over TLS to a client with only the CA (what grpcurl -cacert uses)', async () => {
-    const require = createRequire(import.meta.url);
-    const protoDir = join(require.resolve('@grpc/reflection'), '..', '..', 'proto');
-    const definition = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoDir], keepCase: true, defaults: true, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
-    const client = new pkg.grpc.reflection.v1.ServerReflection(`127.0.0.1:${cluster.spec('n2').clientPort}`, await certs.credentials(null));
-    try {
-      const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> }).ServerReflectionInfo();
-      const services = new Promise<string[]>((resolve, reject) => {
-        call.on('data', (answer) => resolve((answer.list_services_response?.service ?? []).map((service: { name: string }) => service.name)));
-        call.on('error', reject);
-      });
-      call.write({ list_services: '' });
-      call.end();
-      expect(await services).toEqual(expect.arrayContaining(['quorumkv.v1.KV', 'quorumkv.v1.Cluster', 'grpc.health.v1.Health']));
-    } finally {
-      client.close();
-    }
+    const services = await listServices(`127.0.0.1:${cluster.spec('n2').clientPort}`, await certs.credentials(null));
+    expect(services).toEqual(expect.arrayContaining(['quorumkv.v1.KV', 'quorumkv.v1.Cluster', 'grpc.health.v1.Health']));
   });
 
   it('refuses on the peer port a member certificate used to claim another member id, and a batch sent as another member', async () => {

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CLUSTER_METHODS,
@@ -18,6 +18,7 @@ import {
   uint64ToNumber,
 } from '../../../src/proto/loader.ts';
 import { INSTALL_SNAPSHOT_PATH, RAFT_SERVICE, SEND_PATH } from '../../../src/transport/service.ts';
+import { askReflection } from '../../support/reflection.ts';
 
 interface FieldInfo {
   readonly name: string;
@@ -279,9 +280,7 @@ describe('proto-loader', () => {
 
 describe('server reflection', () => {
   let server: grpc.Server | null = null;
-  const clients: grpc.Client[] = [];
   afterEach(() => {
-    for (const c of clients.splice(0)) c.close();
     server?.forceShutdown();
     server = null;
   });
@@ -291,35 +290,6 @@ describe('server reflection', () => {
     FileDescriptorProto: { decode(bytes: Uint8Array): unknown; toObject(m: unknown): Record<string, unknown> };
   };
 
-  interface ReflectionAnswer {
-    list_services_response?: { service: { name: string }[] };
-    file_descriptor_response?: { file_descriptor_proto: Buffer[] };
-    error_response?: { error_code: number; error_message: string };
-  }
-
-  async function ask(port: number, version: 'v1' | 'v1alpha', requests: object[]): Promise<ReflectionAnswer[]> {
-    const reflectionProtoDir = path.join(path.dirname(require.resolve('@grpc/reflection')), '..', 'proto');
-    const def = protoLoader.loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [reflectionProtoDir], keepCase: true, defaults: true, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> };
-    };
-    const Client = pkg.grpc.reflection[version]?.ServerReflection;
-    if (Client === undefined) throw new Error(`no reflection ${version}`);
-    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    clients.push(client);
-    const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<object, ReflectionAnswer> }).ServerReflectionInfo();
-    const answers: ReflectionAnswer[] = [];
-    call.on('data', (a: ReflectionAnswer) => answers.push(a));
-    const done = new Promise((resolve, reject) => {
-      call.on('end', resolve);
-      call.on('error', reject);
-    });
-    for (const r of requests) call.write(r);
-    call.end();
-    await done;
-    return answers;
-  }
-
   it.each(['v1', 'v1alpha'] as const)('serves grpc.reflection.%s with corrected, commented descriptors of the client services only', async (version) => {
     server = new grpc.Server();
     createReflectionService().addToServer(server);
@@ -327,11 +297,12 @@ describe('server reflection', () => {
     const port = await new Promise<number>((resolve, reject) =>
       s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
-    const [list, kv, raft] = await ask(port, version, [
-      { list_services: '' },
-      { file_containing_symbol: 'quorumkv.v1.KV' },
-      { file_containing_symbol: 'quorumkv.raft.v1.Raft' },
-    ]);
+    const [list, kv, raft] = await askReflection(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+      [{ list_services: '' }, { file_containing_symbol: 'quorumkv.v1.KV' }, { file_containing_symbol: 'quorumkv.raft.v1.Raft' }],
+      version,
+    );
     expect(list?.list_services_response?.service.map((x) => x.name).sort()).toEqual(['grpc.health.v1.Health', 'quorumkv.v1.Cluster', 'quorumkv.v1.KV']);
     expect(raft?.error_response?.error_code).toBe(grpc.status.NOT_FOUND);
 
