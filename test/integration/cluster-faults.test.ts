@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GrpcError, TestCluster, bytes, sleep, text } from '../support/cluster-harness.ts';
+import { GrpcError, TestCluster, bytes, metric, sleep, text } from '../support/cluster-harness.ts';
 
 let cluster: TestCluster | undefined;
 
@@ -45,12 +45,6 @@ function startWriters(c: TestCluster, count: number): { acked: Map<string, strin
       await Promise.all(loops);
     },
   };
-}
-
-async function metric(c: TestCluster, id: string, name: string): Promise<number> {
-  const body = await (await fetch(`http://127.0.0.1:${c.spec(id).httpPort}/metrics`)).text();
-  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
-  return match === null ? Number.NaN : Number(match[1]);
 }
 
 describe('failures', () => {

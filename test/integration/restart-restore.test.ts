@@ -7,7 +7,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GrpcError, TestCluster, bytes, eventually, text, waitFor } from '../support/cluster-harness.ts';
+import { GrpcError, TestCluster, bytes, eventually, metric, text, waitFor } from '../support/cluster-harness.ts';
 import type { Reply } from '../support/cluster-harness.ts';
 
 let cluster: TestCluster | null = null;
@@ -19,12 +19,6 @@ afterEach(async () => {
 
 /** No automatic snapshots: each test takes the ones it needs. */
 const FLAGS = ['--snapshot-entries', '1000000', '--snapshot-bytes', '1024gb'];
-
-async function metric(c: TestCluster, id: string, name: string): Promise<number> {
-  const body = await (await fetch(`http://127.0.0.1:${c.spec(id).httpPort}/metrics`)).text();
-  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
-  return match === null ? Number.NaN : Number(match[1]);
-}
 
 /** The fault file of `id` (in its data dir's parent, which the cluster removes), written with `holdRestore`. */
 function holdRestore(c: TestCluster, id: string, hold: boolean): string {

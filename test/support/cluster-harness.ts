@@ -350,3 +350,10 @@ export function sleep(ms: number): Promise<void> {
 
 export const bytes = (text: string): Buffer => Buffer.from(text);
 export const text = (value: unknown): string => (value instanceof Uint8Array ? Buffer.from(value).toString() : String(value));
+
+/** A counter or gauge of node `id`, read from its /metrics; NaN when it is not there. */
+export async function metric(c: TestCluster, id: string, name: string): Promise<number> {
+  const body = await (await fetch(`http://127.0.0.1:${c.spec(id).httpPort}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(body);
+  return match === null ? Number.NaN : Number(match[1]);
+}
