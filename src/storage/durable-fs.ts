@@ -87,9 +87,8 @@ export class WriteBackPacer {
 
 /**
  * Copies `from` to `to` (not synced at the end: the caller syncs once it has
- * changed the copy). A reflink where the filesystem has them; else in steps
- * of WRITE_BACK_STEP_BYTES, each synced (syncStep), for the same reason as
- * WriteBackPacer.
+ * changed the copy). A reflink where the filesystem has them; else through a
+ * WriteBackPacer, for the same reason.
  */
 export function copyFileInSteps(from: string, to: string): void {
   try {
@@ -101,22 +100,18 @@ export function copyFileInSteps(from: string, to: string): void {
   const source = fs.openSync(from, 'r');
   try {
     const target = fs.openSync(to, 'w');
+    const pacer = new WriteBackPacer(to);
     try {
       const buffer = Buffer.allocUnsafe(1 << 20);
-      let position = 0;
-      let unsynced = 0;
-      for (;;) {
+      for (let position = 0; ; ) {
         const read = fs.readSync(source, buffer, 0, buffer.length, position);
         if (read === 0) break;
         fs.writeSync(target, buffer, 0, read, position);
         position += read;
-        unsynced += read;
-        if (unsynced >= WRITE_BACK_STEP_BYTES) {
-          syncStep(target);
-          unsynced = 0;
-        }
+        pacer.wrote(read);
       }
     } finally {
+      pacer.close();
       fs.closeSync(target);
     }
   } finally {
