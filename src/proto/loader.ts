@@ -81,7 +81,7 @@ export const CLUSTER_METHODS = [
   'Snapshot',
   'Backup',
 ] as const;
-export const RAFT_METHODS = ['Send', 'InstallSnapshot'] as const;
+export const RAFT_METHODS = ['Send', 'InstallSnapshot', 'Forward'] as const;
 export const HEALTH_METHODS = ['Check', 'Watch'] as const;
 
 export type KvMethod = (typeof KV_METHODS)[number];

@@ -25,6 +25,13 @@ export function statusError(code: grpc.status, details: string, metadata = new g
   return Object.assign(new Error(details), { code, details, metadata });
 }
 
+/** Metadata holding these string entries (a status's trailers as they crossed a hop). */
+export function metadataOf(entries: Readonly<Record<string, string>>): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [key, value] of Object.entries(entries)) metadata.set(key, value);
+  return metadata;
+}
+
 const STATE_CODES: Record<StateError['code'], grpc.status> = {
   WRONGTYPE: grpc.status.FAILED_PRECONDITION,
   OUT_OF_RANGE: grpc.status.OUT_OF_RANGE,

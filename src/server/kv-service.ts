@@ -12,7 +12,8 @@ import { forwardedFor, guardService } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { NoLeaderError } from './errors.ts';
 import { FORWARDED_HEADER } from './forwarder.ts';
-import type { ForwardedFor, Forwarder } from './forwarder.ts';
+import type { ForwardedFor } from './forwarder.ts';
+import type { ForwardClient } from './forward-client.ts';
 import { statusError, toStatus } from './grpc-status.ts';
 import type { LeaderHint } from './grpc-status.ts';
 import { checkAnswerSize, decodeRequest, encodeResponse, encodeTxnResponse } from './kv-commands.ts';
@@ -26,7 +27,8 @@ import type { WatchEvent, WatchHub } from './watch-hub.ts';
 export interface KvServiceOptions {
   readonly node: RaftNode;
   readonly addresses: AddressBook;
-  readonly forwarder: Forwarder;
+  /** Takes KV calls to the leader (forward-client.ts). */
+  readonly forwardClient: ForwardClient;
   readonly watchHub: WatchHub;
   readonly limits: RequestLimits;
   readonly requestTimeoutMs: number;
@@ -102,10 +104,10 @@ export class KvService {
     if (forwarded) throw new NotLeaderError(node.leader);
     const leader = node.leader;
     if (leader === '') throw new NoLeaderError();
-    const address = this.options.addresses.get(leader)?.clientAddr ?? '';
-    if (address === '') throw new NotLeaderError(leader);
     this.options.metrics.forwarded(method);
-    return this.options.forwarder.call('kv', address, method, request, timeoutMs, caller);
+    const definition = loadProtos().kv[method];
+    const response = await this.options.forwardClient.call(leader, definition.path, definition.requestSerialize(request), timeoutMs, caller);
+    return definition.responseDeserialize(response) as ProtoMessage;
   }
 
   private watch(call: grpc.ServerWritableStream<ProtoMessage, ProtoMessage>): void {

@@ -20,6 +20,8 @@ import { serveClientPort } from './client-port.ts';
 import { ClusterService } from './cluster-service.ts';
 import { FaultInjection } from './fault-injection.ts';
 import { Forwarder } from './forwarder.ts';
+import { ForwardClient } from './forward-client.ts';
+import { ForwardReceiver } from './forward-receiver.ts';
 import { HealthService } from './health-service.ts';
 import { startHttpServer } from './http-server.ts';
 import { KvService } from './kv-service.ts';
@@ -149,6 +151,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     // from the snapshot (seconds with a large one), so a whole cluster restarted at once elects a
     // leader during its restores; only snapshot transfers are refused until the restore is done.
     let restored: { readonly node: RaftNode; readonly history: MembershipHistory } | null = null;
+    let forwardReceiver: ForwardReceiver | null = null;
     const transport = new PeerTransport({
       nodeId: config.id,
       clusterId,
@@ -160,6 +163,10 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       onPeerInfo: (peer, info) => addresses.update(peer, info),
       onUnreachable: (peer) => restored?.node.reportUnreachable(peer),
       onSnapshotStatus: (peer, ok) => restored?.node.reportSnapshot(peer, ok),
+      onForward: (call) => {
+        if (forwardReceiver !== null) forwardReceiver.serve(call);
+        else call.emit('error', { code: grpc.status.UNAVAILABLE, details: `member ${config.id} is starting: forward later` });
+      },
       ...(tls === null
         ? {}
         : { credentials: { server: tls.peerServerCredentials(), client: tls.peerChannelCredentials(), certificateProblem: tls.peerCertificateProblem } }),
@@ -277,10 +284,13 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     // Forwarded calls go to the leader's client port: TLS like any client's, presenting this node's certificate.
     const forwarder = new Forwarder(protos, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
     stopping.unshift(() => forwarder.close());
+    // KV calls go to the leader in batches on the Raft connection (forward-client.ts).
+    const forwardClient = new ForwardClient((peer) => transport.openForwardStream(peer));
+    stopping.unshift(() => forwardClient.close());
     const kv = new KvService({
       node,
       addresses,
-      forwarder,
+      forwardClient,
       watchHub: hub,
       limits: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes, maxKeysPerCall: config.maxKeysPerCall },
       requestTimeoutMs: config.requestTimeoutMs,
@@ -301,11 +311,13 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       auth,
     });
 
+    const kvHandlers = kv.implementation();
+    forwardReceiver = new ForwardReceiver([{ definition: protos.kv, handlers: kvHandlers }]);
     const clientApi = await serveClientPort({
       config,
       tls,
       protos,
-      implementations: { kv: kv.implementation(), cluster: cluster.implementation(), health: health.implementation() },
+      implementations: { kv: kvHandlers, cluster: cluster.implementation(), health: health.implementation() },
       logger,
       onFatal: reportFailure,
     });

@@ -372,7 +372,7 @@ function expectWire(tag: number, wireType: number, what: string): void {
   if ((tag & 7) !== wireType) throw new MalformedMessageError(`${what}: wire type ${tag & 7}, expected ${wireType}`);
 }
 
-function expectEnd(r: Reader, end: number, what: string): void {
+export function expectEnd(r: Reader, end: number, what: string): void {
   if (r.pos !== end) throw new MalformedMessageError(`${what}: a field runs past the end of the message`);
 }
 

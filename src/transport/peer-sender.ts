@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Message, NodeId } from '../raft/index.ts';
 import type { InstallSnapshot } from '../raft/messages.ts';
 import { encodeBatches, encodeSnapshotChunk } from './codec.ts';
-import { INSTALL_SNAPSHOT_PATH, passBuffer, SEND_PATH } from './service.ts';
+import { FORWARD_PATH, INSTALL_SNAPSHOT_PATH, passBuffer, SEND_PATH } from './service.ts';
 import type { SnapshotStore, TransportLogger, TransportStats, TransportTuning } from './types.ts';
 import { EMPTY_BYTES } from './wire.ts';
 
@@ -167,6 +167,12 @@ export class PeerSender {
     }
     stats.messagesSent += messages.length - encoded.oversized.length;
     if (!this.accepted) this.unconfirmed += messages.length - encoded.oversized.length;
+  }
+
+  /** A Forward stream to this peer, on the Raft connection, with the same metadata (see PeerTransport.openForwardStream). */
+  openForwardStream(): grpc.ClientDuplexStream<Buffer, Buffer> | null {
+    if (this.closed) return null;
+    return this.client.makeBidiStreamRequest<Buffer, Buffer>(FORWARD_PATH, passBuffer, passBuffer, this.metadata(), {});
   }
 
   /** Streams the snapshot file for `m`, then reports the outcome; a second one while one is in flight is dropped. */

@@ -25,6 +25,7 @@ const silentLogger: TransportLogger = { debug() {}, info() {}, warn() {}, error(
 const MAX_REMEMBERED_REFUSALS = 1000;
 
 type ServerStream = grpc.ServerReadableStream<Buffer, Buffer>;
+type ForwardStream = grpc.ServerDuplexStream<Buffer, Buffer>;
 type Respond = grpc.sendUnaryData<Buffer>;
 
 function statusOf(err: unknown): { code: grpc.status; details: string; metadata?: grpc.Metadata } {
@@ -124,6 +125,7 @@ export class PeerTransport {
     server.addService(RAFT_SERVICE, {
       Send: (call: ServerStream, respond: Respond) => this.handleSend(call, respond),
       InstallSnapshot: (call: ServerStream, respond: Respond) => this.handleInstallSnapshot(call, respond),
+      Forward: (call: ForwardStream) => this.handleForward(call),
     });
     this.server = server;
     const credentials = this.options.credentials?.server ?? grpc.ServerCredentials.createInsecure();
@@ -203,6 +205,15 @@ export class PeerTransport {
     }
   }
 
+  /**
+   * A Forward stream to `peer` (raft.proto) on the connection its Raft traffic
+   * uses, with the same metadata; null when the peer has no known address.
+   */
+  openForwardStream(peer: NodeId): grpc.ClientDuplexStream<Buffer, Buffer> | null {
+    if (this.state === 'closed') return null;
+    return this.senders.get(peer)?.openForwardStream() ?? null;
+  }
+
   /** Counters since start. */
   getStats(): Readonly<TransportStats> {
     return { ...this.stats };
@@ -273,7 +284,7 @@ export class PeerTransport {
    * `from` on the stream is then checked against it (checkSender). Null in
    * plaintext: there is nothing to check. Throws UnauthenticatedPeerError.
    */
-  private authenticatedSender(call: ServerStream, claimedFrom: string | undefined): NodeId | null {
+  private authenticatedSender(call: ServerStream | ForwardStream, claimedFrom: string | undefined): NodeId | null {
     const credentials = this.options.credentials;
     if (credentials === undefined) return null;
     if (claimedFrom === undefined || claimedFrom === '') {
@@ -298,7 +309,7 @@ export class PeerTransport {
     return refusal === null ? null : new PeerNotAdmittedError(refusal.reason, refusal.removedAtIndex);
   }
 
-  private refuse(call: ServerStream, respond: Respond, err: unknown): void {
+  private refuse(call: ServerStream | ForwardStream, respond: (status: grpc.StatusObject | grpc.ServerErrorResponse) => void, err: unknown): void {
     this.stats.refused++;
     const status = statusOf(err);
     const from = metadataValue(call.metadata, METADATA_FROM) ?? '';
@@ -311,7 +322,7 @@ export class PeerTransport {
       this.lastRefusal.set(from, status.details);
       this.logger.warn(fields, 'refused peer traffic');
     }
-    respond(status);
+    respond(status as grpc.ServerErrorResponse);
   }
 
   /**
@@ -319,7 +330,7 @@ export class PeerTransport {
    * then who the caller is (TLS; null in plaintext), then whether that member
    * may talk to us. Throws the refusal.
    */
-  private acceptStream(call: ServerStream, from: NodeId | undefined): NodeId | null {
+  private acceptStream(call: ServerStream | ForwardStream, from: NodeId | undefined): NodeId | null {
     const misdirected = this.misdirection(metadataValue(call.metadata, METADATA_CLUSTER_ID), from, metadataValue(call.metadata, METADATA_TO));
     if (misdirected !== null) throw misdirected;
     const sender = this.authenticatedSender(call, from);
@@ -379,6 +390,28 @@ export class PeerTransport {
     call.on('error', () => {
       answered = true;
     });
+  }
+
+  /** Client calls a peer forwards: checked like Send, then handed to onForward. */
+  private handleForward(call: ForwardStream): void {
+    const fail = (status: grpc.StatusObject | grpc.ServerErrorResponse): void => {
+      call.emit('error', status);
+    };
+    call.on('error', () => {
+      // The forwarder went away; onForward's listeners see the stream end.
+    });
+    try {
+      this.acceptStream(call, metadataValue(call.metadata, METADATA_FROM));
+    } catch (err) {
+      this.refuse(call, fail, err);
+      return;
+    }
+    if (this.options.onForward === undefined || this.state === 'closed') {
+      fail({ code: grpc.status.FAILED_PRECONDITION, details: `member '${this.nodeId}' does not take forwarded client calls`, metadata: new grpc.Metadata() });
+      return;
+    }
+    call.sendMetadata(new grpc.Metadata());
+    this.options.onForward(call);
   }
 
   private handleInstallSnapshot(call: ServerStream, respond: Respond): void {

@@ -11,15 +11,16 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 export const RAFT_SERVICE_NAME = 'quorumkv.raft.v1.Raft';
 export const SEND_PATH = `/${RAFT_SERVICE_NAME}/Send`;
 export const INSTALL_SNAPSHOT_PATH = `/${RAFT_SERVICE_NAME}/InstallSnapshot`;
+export const FORWARD_PATH = `/${RAFT_SERVICE_NAME}/Forward`;
 
 export const passBuffer = (bytes: Buffer): Buffer => bytes;
 
 type RawMethod = MethodDefinition<Buffer, Buffer>;
 
-const clientStreaming = (path: string, originalName: string): RawMethod => ({
+const streaming = (path: string, originalName: string, responseStream: boolean): RawMethod => ({
   path,
   requestStream: true,
-  responseStream: false,
+  responseStream,
   requestSerialize: passBuffer,
   requestDeserialize: passBuffer,
   responseSerialize: passBuffer,
@@ -27,7 +28,8 @@ const clientStreaming = (path: string, originalName: string): RawMethod => ({
   originalName,
 });
 
-export const RAFT_SERVICE: ServiceDefinition<{ Send: RawMethod; InstallSnapshot: RawMethod }> = {
-  Send: clientStreaming(SEND_PATH, 'send'),
-  InstallSnapshot: clientStreaming(INSTALL_SNAPSHOT_PATH, 'installSnapshot'),
+export const RAFT_SERVICE: ServiceDefinition<{ Send: RawMethod; InstallSnapshot: RawMethod; Forward: RawMethod }> = {
+  Send: streaming(SEND_PATH, 'send', false),
+  InstallSnapshot: streaming(INSTALL_SNAPSHOT_PATH, 'installSnapshot', false),
+  Forward: streaming(FORWARD_PATH, 'forward', true),
 };

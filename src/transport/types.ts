@@ -1,6 +1,6 @@
 /** The transport's vocabulary: what a PeerTransport is built from and what it reports. */
 import type { PeerCertificate } from 'node:tls';
-import type { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
 import type { Message, NodeId, SnapshotMeta } from '../raft/index.ts';
 
 /** A logger the transport writes to; pino satisfies it. */
@@ -91,6 +91,11 @@ export interface PeerTransportOptions {
    * Absent: everything from this cluster is taken.
    */
   readonly admit?: (from: NodeId, messages: readonly Message[]) => { readonly reason: string; readonly removedAtIndex: number | null } | null;
+  /**
+   * A peer opened a Forward stream (its clients' calls for this node) and it
+   * passed the checks every peer stream passes; the callee answers on it.
+   */
+  readonly onForward?: (call: ServerDuplexStream<Buffer, Buffer>) => void;
   /** `peer` refused our traffic because this node was removed from the cluster at `removedAtIndex`. */
   readonly onRemoved?: (peer: NodeId, removedAtIndex: number, reason: string) => void;
   /** A snapshot send to `peer` ended: ok once the peer stored the file and took the message. */

@@ -36,6 +36,49 @@ export interface CallFacts {
  */
 export const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
 
+/** A method with the handler that serves it here (as grpc-js's server would call it). */
+export interface ServedMethod {
+  readonly name: string;
+  readonly definition: grpc.MethodDefinition<unknown, unknown>;
+  readonly handler: grpc.UntypedHandleCall;
+}
+
+type UnaryHandler = (call: ForwardedCall, callback: ForwardedCall['callback']) => void;
+type StreamHandler = (call: ForwardedCall) => void;
+
+/**
+ * Runs one call that arrived as raw bytes through its method's handler: the
+ * request is decoded with the method's own deserializer, and every answer
+ * goes to `sink`. `beforeHandler` sees the call first (to track a stream).
+ */
+export function runForwardedCall(
+  method: ServedMethod | undefined,
+  facts: Omit<CallFacts, 'request'> & { readonly methodLabel: string },
+  requestBytes: Buffer,
+  sink: ReplySink,
+  beforeHandler?: (call: ForwardedCall) => void,
+): void {
+  if (method === undefined) {
+    sink.status(facts.id, { code: grpc.status.UNIMPLEMENTED, details: `no method ${facts.methodLabel}`, metadata: {} });
+    return;
+  }
+  let request: unknown;
+  try {
+    request = method.definition.requestDeserialize(requestBytes);
+  } catch (error) {
+    sink.status(facts.id, { code: grpc.status.INVALID_ARGUMENT, details: `cannot decode the ${method.name} request: ${(error as Error).message}`, metadata: {} });
+    return;
+  }
+  const call = new ForwardedCall({ ...facts, request }, method.definition.responseSerialize as (message: unknown) => Buffer, sink);
+  beforeHandler?.(call);
+  try {
+    if (method.definition.responseStream) (method.handler as unknown as StreamHandler)(call);
+    else (method.handler as unknown as UnaryHandler)(call, call.callback);
+  } catch (error) {
+    call.emit('error', { code: grpc.status.INTERNAL, details: `internal error: ${(error as Error).message}` });
+  }
+}
+
 export class ForwardedCall extends EventEmitter {
   cancelled = false;
   readonly request: unknown;

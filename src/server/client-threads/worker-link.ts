@@ -6,18 +6,13 @@
  */
 import type { Worker } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
-import { ForwardedCall } from './forwarded-call.ts';
-import type { ReplySink } from './forwarded-call.ts';
+import { runForwardedCall } from './forwarded-call.ts';
+import type { ForwardedCall, ReplySink, ServedMethod as HandledMethod } from './forwarded-call.ts';
 import { CALL_FIELDS, FORWARDED_METADATA, ReplyKind, packBytes } from './protocol.ts';
 import type { CallBatch, ClientMethod, ConnectionFacts, MainToWorker, ReplyBatch, StatusReply } from './protocol.ts';
 
 /** A method of the table with the handler that serves it here. */
-export interface ServedMethod extends ClientMethod {
-  readonly handler: grpc.UntypedHandleCall;
-}
-
-type UnaryHandler = (call: ForwardedCall, callback: ForwardedCall['callback']) => void;
-type StreamHandler = (call: ForwardedCall) => void;
+export interface ServedMethod extends ClientMethod, HandledMethod {}
 
 export class WorkerLink implements ReplySink {
   private readonly connections = new Map<number, ConnectionFacts>();
@@ -61,18 +56,6 @@ export class WorkerLink implements ReplySink {
   }
 
   private start(id: number, methodIndex: number, connectionId: number, deadline: number, request: Buffer, values: (string | null)[] | null): void {
-    const method = this.methods[methodIndex];
-    if (method === undefined) {
-      this.status(id, { code: grpc.status.UNIMPLEMENTED, details: `no method #${methodIndex}`, metadata: {} });
-      return;
-    }
-    let decoded: unknown;
-    try {
-      decoded = method.definition.requestDeserialize(request);
-    } catch (error) {
-      this.status(id, { code: grpc.status.INVALID_ARGUMENT, details: `cannot decode the ${method.name} request: ${(error as Error).message}`, metadata: {} });
-      return;
-    }
     const metadata = new grpc.Metadata();
     if (values !== null) {
       for (const [index, key] of FORWARDED_METADATA.entries()) {
@@ -80,22 +63,12 @@ export class WorkerLink implements ReplySink {
         if (value !== null && value !== undefined) metadata.set(key, value);
       }
     }
+    const method = this.methods[methodIndex];
     const connection = this.connections.get(connectionId);
-    const call = new ForwardedCall(
-      { id, request: decoded, metadata, deadline, peer: connection?.peer ?? 'unknown', certificate: connection?.certificate ?? null },
-      method.definition.responseSerialize as (message: unknown) => Buffer,
-      this,
-    );
-    try {
-      if (method.definition.responseStream) {
-        this.streams.set(id, call);
-        (method.handler as unknown as StreamHandler)(call);
-      } else {
-        (method.handler as unknown as UnaryHandler)(call, call.callback);
-      }
-    } catch (error) {
-      call.emit('error', { code: grpc.status.INTERNAL, details: `internal error: ${(error as Error).message}` });
-    }
+    const facts = { id, metadata, deadline, peer: connection?.peer ?? 'unknown', certificate: connection?.certificate ?? null, methodLabel: `#${methodIndex}` };
+    runForwardedCall(method, facts, request, this, (call: ForwardedCall) => {
+      if (method?.definition.responseStream === true) this.streams.set(id, call);
+    });
   }
 
   // ---- ReplySink: batched per turn ----
