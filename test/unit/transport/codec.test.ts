@@ -21,6 +21,7 @@ import {
   encodeSnapshotChunk,
 } from '../../../src/transport/codec.ts';
 import { MalformedMessageError } from '../../../src/transport/errors.ts';
+import { decodeForwardedCalls, decodeForwardedReplies, encodeForwardedCalls, encodeForwardedReplies } from '../../../src/transport/forward-codec.ts';
 import { Reader, varintSize, Writer } from '../../../src/transport/wire.ts';
 
 const definition = loadProtos().packageDefinition;
@@ -349,5 +350,53 @@ describe('codec: splitting into batches', () => {
     const { batches, oversized } = encodeBatches('c', 'n1', 'n2', EXAMPLES.map((m) => ({ ...m, from: 'n1', to: 'n2' })), 1 << 20);
     expect(batches).toHaveLength(1);
     expect(oversized).toHaveLength(0);
+  });
+});
+
+describe('codec: forwarded calls and replies are raft.proto', () => {
+  const pbCalls = codec('quorumkv.raft.v1.ForwardedCalls');
+  const pbReplies = codec('quorumkv.raft.v1.ForwardedReplies');
+  const text = fc.string({ maxLength: 12, unit: 'grapheme' });
+  const id = fc.nat({ max: 2 ** 40 });
+  const calls = fc.array(
+    fc.record({ id, method: text, timeoutMs: fc.nat({ max: 2 ** 31 }), request: fc.uint8Array({ maxLength: 40 }), user: text, authorization: text }),
+    { maxLength: 5 },
+  );
+  const replies = fc.array(
+    fc.record({ id, code: fc.nat({ max: 16 }), response: fc.uint8Array({ maxLength: 40 }), details: text, trailers: fc.dictionary(text, text, { maxKeys: 3 }) }),
+    { maxLength: 5 },
+  );
+
+  it('encodes calls as protobufjs reads them, and decodes what protobufjs writes', () => {
+    fc.assert(
+      fc.property(calls, (list) => {
+        const asProto = list.map((c) => ({ id: c.id, method: c.method, timeout_ms: c.timeoutMs, request: Buffer.from(c.request), user: c.user, authorization: c.authorization }));
+        expect(plain(pbCalls.deserialize(encodeForwardedCalls(list)))).toEqual(plain({ calls: asProto }));
+        expect(plain(decodeForwardedCalls(pbCalls.serialize({ calls: asProto })))).toEqual(plain(list));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('encodes replies as protobufjs reads them, and decodes what protobufjs writes', () => {
+    fc.assert(
+      fc.property(replies, (list) => {
+        const asProto = list.map((r) => ({
+          id: r.id,
+          code: r.code,
+          response: Buffer.from(r.response),
+          details: r.details,
+          trailers: Object.entries(r.trailers).map(([key, value]) => ({ key, value })),
+        }));
+        expect(plain(pbReplies.deserialize(encodeForwardedReplies(list)))).toEqual(plain({ replies: asProto }));
+        expect(plain(decodeForwardedReplies(pbReplies.serialize({ replies: asProto })))).toEqual(plain(list));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses a batch cut in the middle of a call', () => {
+    const bytes = encodeForwardedCalls([{ id: 1, method: '/quorumkv.v1.KV/Set', timeoutMs: 100, request: new Uint8Array([1, 2, 3]), user: '', authorization: '' }]);
+    expect(() => decodeForwardedCalls(bytes.subarray(0, bytes.length - 2))).toThrow(MalformedMessageError);
   });
 });

@@ -17,7 +17,7 @@ import {
   reflectionDefinition,
   uint64ToNumber,
 } from '../../../src/proto/loader.ts';
-import { INSTALL_SNAPSHOT_PATH, RAFT_SERVICE, SEND_PATH } from '../../../src/transport/service.ts';
+import { FORWARD_PATH, INSTALL_SNAPSHOT_PATH, RAFT_SERVICE, SEND_PATH } from '../../../src/transport/service.ts';
 import { askReflection } from '../../support/reflection.ts';
 
 interface FieldInfo {
@@ -222,7 +222,7 @@ describe('quorumkv.raft.v1.Raft', () => {
         responseStream: ours.responseStream,
       });
     }
-    expect([SEND_PATH, INSTALL_SNAPSHOT_PATH]).toEqual(['/quorumkv.raft.v1.Raft/Send', '/quorumkv.raft.v1.Raft/InstallSnapshot']);
+    expect([SEND_PATH, INSTALL_SNAPSHOT_PATH, FORWARD_PATH]).toEqual(['/quorumkv.raft.v1.Raft/Send', '/quorumkv.raft.v1.Raft/InstallSnapshot', '/quorumkv.raft.v1.Raft/Forward']);
   });
 
   it('has a Message body for every message type, named after it', () => {
