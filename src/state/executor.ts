@@ -356,12 +356,46 @@ export class Executor {
 
   private hset(c: HSetCommand, now: number): Result {
     const fields = c.fields;
+    const stored = this.ks.stored(c.key);
+    // The common case first, in a function small enough for V8 to inline: one field into a live hash.
+    if (fields.length === 1 && stored !== undefined && stored.expiresAtMs > now) {
+      const hash = stored.value;
+      if (hash instanceof HashValue) return this.hsetOne(stored, hash, fields[0] as readonly [string, Uint8Array]);
+    }
+    return this.hsetMany(c, now, stored);
+  }
+
+  /** HSet of one field into a live hash (the common case): the field is looked up once, for the checks and the write. */
+  private hsetOne(live: KeyEntry, hash: HashValue, pair: readonly [string, Uint8Array]): Result {
+    const field = pair[0];
+    const value = pair[1];
+    const e = hash.find(field);
+    if (e < 0) return this.hsetNewField(live, hash, field, value);
+    this.checkHeldField(field);
+    this.checkValue(value);
+    const delta = value.length - hash.lengthAt(e);
+    if (this.budgeted()) this.checkBudget(delta);
+    this.ks.overwriteHashField(live, hash, e, value, delta);
+    return count(0);
+  }
+
+  private hsetNewField(live: KeyEntry, hash: HashValue, field: string, value: Uint8Array): Result {
+    this.checkField(field);
+    this.checkValue(value);
+    if (this.budgeted()) this.checkBudget(fieldBytes(field, value.length));
+    this.ks.beginChange(live, hash);
+    hash.add(field, value);
+    this.ks.endHashChange(live, hash);
+    return count(1);
+  }
+
+  /** HSet in general: several fields, or a key that is not a live hash (`stored` is the key's entry, even if expired). */
+  private hsetMany(c: HSetCommand, now: number, stored: KeyEntry | undefined): Result {
+    const fields = c.fields;
     const n = fields.length;
     if (n === 0) throw new InvalidArgumentError('hset needs at least one field');
-    const stored = this.ks.stored(c.key);
     const live = stored !== undefined && stored.expiresAtMs > now ? stored : undefined;
     const hash = live !== undefined && live.value instanceof HashValue ? live.value : undefined;
-    if (n === 1 && live !== undefined && hash !== undefined) return this.hsetOne(live, hash, fields[0] as readonly [string, Uint8Array]);
     // Index loops, not for-of destructuring: this is a hot path, and each pair is a tuple.
     for (let i = 0; i < n; i++) {
       const pair = fields[i] as readonly [string, Uint8Array];
@@ -405,29 +439,6 @@ export class Executor {
       this.ks.create(c.key, keyBytes, fresh, NO_EXPIRY);
     }
     return count(added);
-  }
-
-  /** HSet of one field into a live hash (the common case): the field is looked up once, for the checks and the write. */
-  private hsetOne(live: KeyEntry, hash: HashValue, pair: readonly [string, Uint8Array]): Result {
-    const field = pair[0];
-    const value = pair[1];
-    const e = hash.find(field);
-    if (e < 0) this.checkField(field);
-    else this.checkHeldField(field);
-    this.checkValue(value);
-    if (e < 0) {
-      if (this.budgeted()) this.checkBudget(fieldBytes(field, value.length));
-      this.ks.beginChange(live, hash);
-      hash.add(field, value);
-      this.ks.endHashChange(live, hash);
-      return count(1);
-    }
-    const delta = value.length - hash.lengthAt(e);
-    if (this.budgeted()) this.checkBudget(delta);
-    this.ks.beginHashOverwrite(live);
-    hash.overwrite(e, value);
-    this.ks.endHashOverwrite(live, hash, delta);
-    return count(0);
   }
 
   private keys(c: KeysCommand, now: number): Result {
