@@ -356,24 +356,29 @@ export class Executor {
 
   private hset(c: HSetCommand, now: number): Result {
     const fields = c.fields;
+    if (fields.length !== 1) return this.hsetMany(c, now, this.ks.stored(c.key));
+    // The common case, in functions small enough for V8 to inline: one field into a live hash. The
+    // pair and its value are read before the key's lookup, so that the CPU fetches them (the
+    // command may be cold) while the lookup runs rather than after it.
+    const pair = fields[0] as readonly [string, Uint8Array];
+    const field = pair[0];
+    const value = pair[1];
+    const length = value.length;
     const stored = this.ks.stored(c.key);
-    // The common case first, in a function small enough for V8 to inline: one field into a live hash.
-    if (fields.length === 1 && stored !== undefined && stored.expiresAtMs > now) {
+    if (stored !== undefined && stored.expiresAtMs > now) {
       const hash = stored.value;
-      if (hash instanceof HashValue) return this.hsetOne(stored, hash, fields[0] as readonly [string, Uint8Array]);
+      if (hash instanceof HashValue) return this.hsetOne(stored, hash, field, value, length);
     }
     return this.hsetMany(c, now, stored);
   }
 
-  /** HSet of one field into a live hash (the common case): the field is looked up once, for the checks and the write. */
-  private hsetOne(live: KeyEntry, hash: HashValue, pair: readonly [string, Uint8Array]): Result {
-    const field = pair[0];
-    const value = pair[1];
+  /** HSet of one field into a live hash: the field is looked up once, for the checks and the write. `length` is value.length. */
+  private hsetOne(live: KeyEntry, hash: HashValue, field: string, value: Uint8Array, length: number): Result {
     const e = hash.find(field);
     if (e < 0) return this.hsetNewField(live, hash, field, value);
     this.checkHeldField(field);
     this.checkValue(value);
-    const delta = value.length - hash.lengthAt(e);
+    const delta = length - hash.lengthAt(e);
     if (this.budgeted()) this.checkBudget(delta);
     this.ks.overwriteHashField(live, hash, e, value, delta);
     return count(0);
