@@ -108,7 +108,8 @@ export class Executor {
   /** Runs a command; failures come back as ErrorResults. */
   run(command: Command, nowMs: number, mode: Mode): Result {
     try {
-      return this.exec(command, nowMs, mode);
+      // HSet skips exec's switch: exec is too large for V8 to inline here, and the call it saves is measurable on HSet (test/bench/state.ts).
+      return command.op === 'hset' ? this.hset(command, nowMs) : this.exec(command, nowMs, mode);
     } catch (error) {
       if (error instanceof StateError) return failure(error);
       throw error;
