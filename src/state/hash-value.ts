@@ -113,13 +113,6 @@ function valueHash(h0: number, h1: number, p: number, buf: Uint8Array, start: nu
   finish(h0 ^ length, h1 ^ length);
 }
 
-/**
- * Uint8Array.prototype.set, called through this reference: at the hot
- * overwrite's `slab.set(...)` V8's optimizing compiler left the method's
- * lookup to a generic load IC call, per write (seen in a perf profile).
- */
-const copyBytes = Uint8Array.prototype.set;
-
 // An entry's int32s in `ints`.
 const STRIDE = 8;
 const STRIDE_SHIFT = 3;
@@ -231,7 +224,7 @@ export class HashValue {
     const handle = ints[at + HANDLE] as number;
     // The common overwrite, kept small for V8 to inline: a value of the same length in the arena keeps its slot, class and length byte.
     if (length === ints[at + LENGTH] && handle !== LARGE) {
-      copyBytes.call(this.arena.slab(handle), value, this.arena.dataStart(handle));
+      this.arena.write(handle, value);
       if (this.values[e] !== null) this.values[e] = null;
     } else {
       this.overwriteElsewhere(e, at, value, handle);
@@ -249,8 +242,8 @@ export class HashValue {
     if (length <= SMALL_VALUE_BYTES) {
       if (handle === LARGE) handle = this.arena.reserve(length);
       else if (length !== oldLength) handle = this.arena.resize(handle, length);
-      // set() is a memmove: cheaper than a byte loop for a whole array.
-      copyBytes.call(this.arena.slab(handle), value, this.arena.dataStart(handle));
+      // A memmove (Arena.write): cheaper than a byte loop for a whole array.
+      this.arena.write(handle, value);
       if (this.values[e] !== null) this.values[e] = null;
     } else {
       if (handle !== LARGE) this.arena.release(handle);
@@ -305,7 +298,7 @@ export class HashValue {
     const length = value.length;
     const small = length <= SMALL_VALUE_BYTES;
     const handle = small ? this.arena.reserve(length) : LARGE;
-    if (small) this.arena.slab(handle).set(value, this.arena.dataStart(handle));
+    if (small) this.arena.write(handle, value);
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
     ints[at + PENDING] = 0;
