@@ -221,15 +221,29 @@ export class HashValue {
     const ints = this.ints;
     const at = e << STRIDE_SHIFT;
     const length = value.length;
+    const handle = ints[at + HANDLE] as number;
+    // The common overwrite, kept small for V8 to inline: a value of the same length in the arena keeps its slot, class and length byte.
+    if (length === ints[at + LENGTH] && handle !== LARGE) {
+      this.arena.write(handle, value);
+      if (this.values[e] !== null) this.values[e] = null;
+    } else {
+      this.overwriteElsewhere(e, at, value, handle);
+    }
+    if (ints[at + PENDING] === 0) this.markPending(e, at);
+  }
+
+  /** overwrite() of a value of another length, or a large one: the slot may change. */
+  private overwriteElsewhere(e: number, at: number, value: Uint8Array, oldHandle: number): void {
+    const ints = this.ints;
+    const length = value.length;
     const oldLength = ints[at + LENGTH] as number;
     this.bytes += length - oldLength;
-    let handle = ints[at + HANDLE] as number;
+    let handle = oldHandle;
     if (length <= SMALL_VALUE_BYTES) {
-      // Same length, same slot: its class and length byte are already right.
       if (handle === LARGE) handle = this.arena.reserve(length);
       else if (length !== oldLength) handle = this.arena.resize(handle, length);
-      // set() is a memmove: cheaper than a byte loop for a whole array.
-      this.arena.slab(handle).set(value, this.arena.dataStart(handle));
+      // A memmove (Arena.write): cheaper than a byte loop for a whole array.
+      this.arena.write(handle, value);
       if (this.values[e] !== null) this.values[e] = null;
     } else {
       if (handle !== LARGE) this.arena.release(handle);
@@ -238,12 +252,14 @@ export class HashValue {
     }
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
-    if (ints[at + PENDING] === 0) {
-      // Only deletes and adds again between settles list an entry twice: bound the list by the entries.
-      if (this.pendingCount > this.end) this.settle();
-      ints[at + PENDING] = 1;
-      this.pending[this.pendingCount++] = e;
-    }
+  }
+
+  /** Lists entry `e` (at `at` in ints) for settle(). */
+  private markPending(e: number, at: number): void {
+    // Only deletes and adds again between settles list an entry twice: bound the list by the entries.
+    if (this.pendingCount > this.end) this.settle();
+    this.ints[at + PENDING] = 1;
+    this.pending[this.pendingCount++] = e;
   }
 
   /** Whether some pair hash waits for settle(): h0/h1 are not yet the content's. */
@@ -282,7 +298,7 @@ export class HashValue {
     const length = value.length;
     const small = length <= SMALL_VALUE_BYTES;
     const handle = small ? this.arena.reserve(length) : LARGE;
-    if (small) this.arena.slab(handle).set(value, this.arena.dataStart(handle));
+    if (small) this.arena.write(handle, value);
     ints[at + LENGTH] = length;
     ints[at + HANDLE] = handle;
     ints[at + PENDING] = 0;

@@ -2,8 +2,8 @@
  * The stored keys and everything kept in step with them on every change: the
  * digest sum, the memory estimate, the LRU order, the expiry heap and the
  * scan index. Every change to a key goes through create / replace /
- * beginChange+endChange (endHashChange for a hash; beginHashOverwrite +
- * endHashOverwrite around one field's overwrite) / setExpiry / remove, which
+ * beginChange+endChange (endHashChange for a hash; overwriteHashField for
+ * one field's overwrite) / setExpiry / remove, which
  * is also where the two observers of changes hook in:
  *
  * - a Txn's undo log, which records a key's state before the Txn first
@@ -203,16 +203,15 @@ export class Keyspace {
   }
 
   /**
-   * Around HashValue.overwrite() of one field, instead of beginChange() and
-   * endHashChange(): the overwrite leaves the hash's sum, so the key's digest
-   * part, as it was until settled; only the bytes (by bytesDelta), recency
-   * and the settle queue change.
+   * HashValue.overwrite() of entry `slot` (from find()) with `value`, instead
+   * of beginChange() and endHashChange(): the overwrite leaves the hash's sum,
+   * so the key's digest part, as it was until settled; only the bytes (by
+   * bytesDelta, the value's growth), recency and the settle queue change.
    */
-  beginHashOverwrite(e: KeyEntry): void {
-    this.beforeChange(e);
-  }
-
-  endHashOverwrite(e: KeyEntry, hash: HashValue, bytesDelta: number): void {
+  overwriteHashField(e: KeyEntry, hash: HashValue, slot: number, value: Uint8Array, bytesDelta: number): void {
+    // The observers tested here, not in beforeChange(), which V8 then need not inline into this hot path.
+    if (this.changed !== null || this.changedSinceBase !== null || this.undo !== null || this.capture !== null) this.beforeChange(e);
+    hash.overwrite(slot, value);
     this.used += bytesDelta;
     e.bytes += bytesDelta;
     this.lru.touch(e);
