@@ -448,6 +448,12 @@ export class RaftNode {
       const began = performance.now();
       const durable = this.persistReady(rd, snapshotFile);
       if (durable !== null) {
+        // Committed entries are durable on a quorum already (the core counts this node's own
+        // entries only once they are synced), so they are applied now: waiting for this Ready's
+        // fsync would hold their clients' answers for one more fsync. A Ready that changes the
+        // role or installs a snapshot keeps the plain order.
+        const applyNow = rd.softState === null && snapshotFile === null;
+        if (applyNow) this.applyReady(rd, null);
         // The rest of this Ready waits for the fsync; meanwhile the event loop serves clients
         // and peers, and what they bring goes into the next Ready: a bigger batch per fsync.
         this.readyInFlight = true;
@@ -456,7 +462,7 @@ export class RaftNode {
             this.readyInFlight = false;
             if (this.stopped) return;
             this.options.metrics.persistLatency.observe(performance.now() - began);
-            this.finishReady(rd, snapshotFile);
+            this.finishReady(rd, snapshotFile, applyNow);
             this.process();
           },
           // After stop() the storage may be closed under the fsync: nothing waits for it then.
@@ -466,7 +472,7 @@ export class RaftNode {
         );
         return;
       }
-      this.finishReady(rd, snapshotFile);
+      this.finishReady(rd, snapshotFile, false);
     }
     this.scheduleCommitNotice();
     this.maybeSnapshot();
@@ -511,9 +517,8 @@ export class RaftNode {
     return durable;
   }
 
-  /** What may happen once the Ready is durable: send, apply, advance. */
-  private finishReady(rd: Ready, snapshotFile: StoredSnapshot | null): void {
-    const { metrics } = this.options;
+  /** What may happen once the Ready is durable: send, apply (unless `applied` already), advance. */
+  private finishReady(rd: Ready, snapshotFile: StoredSnapshot | null, applied: boolean): void {
     // 2. Send the rest (1., persisting, is done).
     const late = rd.messages.filter((m) => !isLeaderMessage(m));
     if (late.length > 0) {
@@ -534,6 +539,14 @@ export class RaftNode {
       }
     }
     // 3. Apply.
+    if (!applied) this.applyReady(rd, snapshotFile);
+    // 4. Done.
+    this.raft.advance();
+  }
+
+  /** Installs the Ready's snapshot, applies its committed entries, and settles the reads it confirms or aborts. */
+  private applyReady(rd: Ready, snapshotFile: StoredSnapshot | null): void {
+    const { metrics } = this.options;
     if (snapshotFile !== null) this.installSnapshot(snapshotFile);
     if (rd.committedEntries.length > 0) {
       const began = performance.now();
@@ -544,8 +557,6 @@ export class RaftNode {
     for (const id of rd.abortedReads) this.settleRead(id, new LeadershipLostError(this.raft.leader));
     for (const { requestId, index } of rd.readStates) this.settleRead(requestId, index);
     this.releaseWaiters();
-    // 4. Done.
-    this.raft.advance();
   }
 
   /** The disk failed under us: what is durable is unknown, so the node must not go on (it restarts from disk). */

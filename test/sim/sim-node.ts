@@ -210,7 +210,11 @@ export class SimNode {
     const early = rd.messages.filter(isLeaderMessage);
     const late = rd.messages.filter((m) => !isLeaderMessage(m));
     this.sendMessages(early);
-    const finish = () => this.whenRunning(generation, () => this.finishReady(rd, write, late));
+    // As the server does: committed entries are durable on a quorum, so they are applied before this
+    // Ready's own write is synced, unless the Ready changes the role or installs a snapshot.
+    const applyNow = needsSync && rd.softState === null && snapshot === null;
+    if (applyNow) this.applyReady(rd, null);
+    const finish = () => this.whenRunning(generation, () => this.finishReady(rd, write, late, applyNow));
     if (needsSync) {
       const latency = this.timing.diskMinMs + this.random.next() * (this.timing.diskMaxMs - this.timing.diskMinMs);
       this.env.queue.schedule(latency, finish);
@@ -243,11 +247,20 @@ export class SimNode {
     }
   }
 
-  private finishReady(rd: Ready, write: DiskWrite, messages: readonly Message[]): void {
+  private finishReady(rd: Ready, write: DiskWrite, messages: readonly Message[], applied: boolean): void {
     const raft = this.raft as Raft;
     this.disk.commit(write);
     this.sendMessages(messages);
-    if (write.snapshot !== null) this.installSnapshot(write.snapshot);
+    if (!applied) this.applyReady(rd, write.snapshot);
+    raft.advance();
+    this.readyBusy = false;
+    this.maybeSnapshot();
+    this.pump();
+  }
+
+  private applyReady(rd: Ready, snapshot: StoredSnapshot | null): void {
+    const raft = this.raft as Raft;
+    if (snapshot !== null) this.installSnapshot(snapshot);
     for (const entry of rd.committedEntries) this.apply(entry);
     for (const aborted of rd.abortedReads) {
       const pending = this.pendingReads.get(aborted);
@@ -261,10 +274,6 @@ export class SimNode {
       this.readsAwaitingApply.push({ index, key: pending.key, reply: pending.reply });
     }
     this.serveReads();
-    raft.advance();
-    this.readyBusy = false;
-    this.maybeSnapshot();
-    this.pump();
   }
 
   private installSnapshot(snapshot: StoredSnapshot): void {
