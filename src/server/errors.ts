@@ -44,6 +44,14 @@ export class NoLeaderError extends NodeError {
   }
 }
 
+/** The leader could not be reached, so the request was never sent: it did not take effect. */
+export class LeaderUnreachableError extends NodeError {
+  readonly code = 'LEADER_UNREACHABLE';
+  constructor(leader: string, reason: string) {
+    super(`the leader ${leader} cannot be reached (${reason}); the request was not sent: retry shortly`);
+  }
+}
+
 /** The request may or may not have taken effect (e.g. it was overtaken by a snapshot install). */
 export class OutcomeUnknownError extends NodeError {
   readonly code = 'OUTCOME_UNKNOWN';

@@ -11,9 +11,12 @@ import { status } from '@grpc/grpc-js';
 import type { NodeId } from '../raft/index.ts';
 import { decodeForwardedReplies, encodeForwardedCalls } from '../transport/forward-codec.ts';
 import type { ForwardedCall } from '../transport/forward-codec.ts';
-import { DeadlineError } from './errors.ts';
+import { DeadlineError, LeaderUnreachableError } from './errors.ts';
 import type { ForwardedFor } from './forwarder.ts';
 import { metadataOf, statusError } from './grpc-status.ts';
+
+/** How grpc-js begins the status of a call it failed because no connection could be made. */
+const NEVER_SENT = 'No connection established';
 
 /** Opens a Forward stream to a peer; null when the peer has no known address. */
 export type OpenForwardStream = (peer: NodeId) => grpc.ClientDuplexStream<Buffer, Buffer> | null;
@@ -62,7 +65,7 @@ class ForwardChannel {
     this.queue = [];
     const stream = this.stream ?? this.openStream();
     if (stream === null) {
-      for (const call of calls) this.settle(call.id, statusError(status.UNAVAILABLE, `no address known for the leader ${this.peer}: retry`));
+      for (const call of calls) this.settle(call.id, new LeaderUnreachableError(this.peer, 'no address is known for it'));
       return;
     }
     // grpc-js buffers what the connection cannot take yet; the callers' deadlines bound what waits.
@@ -74,12 +77,17 @@ class ForwardChannel {
     if (stream === null) return null;
     this.stream = stream;
     stream.on('data', (bytes: Buffer) => this.receive(bytes));
-    const broken = (reason: string): void => {
+    const broken = (reason: string | Error): void => {
       if (this.stream !== stream) return;
       this.stream = null;
       this.failAll(reason);
     };
-    stream.on('error', (error: grpc.ServiceError) => broken(`the stream forwarding calls to the leader ${this.peer} failed (${error.details || error.message})`));
+    stream.on('error', (error: grpc.ServiceError) => {
+      const details = error.details || error.message;
+      // grpc-js's words for a call that never had a connection to go out on: nothing reached the leader.
+      if (details.startsWith(NEVER_SENT)) broken(new LeaderUnreachableError(this.peer, details));
+      else broken(`the stream forwarding calls to the leader ${this.peer} failed (${details})`);
+    });
     stream.on('end', () => broken(`the leader ${this.peer} ended the stream forwarding calls`));
     return stream;
   }
@@ -107,9 +115,15 @@ class ForwardChannel {
     else pending.resolve(outcome);
   }
 
-  /** A write among these may or may not have been applied: UNAVAILABLE, and the client retries with its session. */
-  private failAll(reason: string): void {
-    const error = statusError(status.UNAVAILABLE, `${reason}; the call may or may not have taken effect: retry (with the same client_id and sequence for a write)`);
+  /**
+   * Fails every call waiting for an answer. Unless `reason` says none was sent, a write among them
+   * may or may not have been applied: UNAVAILABLE, and the client retries with its session.
+   */
+  private failAll(reason: string | Error): void {
+    const error =
+      reason instanceof Error
+        ? reason
+        : statusError(status.UNAVAILABLE, `${reason}; the call may or may not have taken effect: retry (with the same client_id and sequence for a write)`);
     for (const id of [...this.pending.keys()]) this.settle(id, error);
   }
 }

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ConfChangeError, NotLeaderError, ProposalDroppedError, RaftError, TransferError } from '../raft/index.ts';
 import { StateError } from '../state/index.ts';
-import { DeadlineError, LeadershipLostError, NoLeaderError, NodeError, NodeStoppedError, OutcomeUnknownError, StateRestoringError } from './errors.ts';
+import { DeadlineError, LeaderUnreachableError, LeadershipLostError, NoLeaderError, NodeError, NodeStoppedError, OutcomeUnknownError, StateRestoringError } from './errors.ts';
 import { ProtoRangeError } from '../proto/loader.ts';
 
 /** Metadata keys that name the leader on UNAVAILABLE, so clients go straight to it. */
@@ -56,6 +56,7 @@ export function toStatus(error: unknown, leader: LeaderHint | null): StatusError
   if (
     error instanceof NotLeaderError ||
     error instanceof NoLeaderError ||
+    error instanceof LeaderUnreachableError ||
     error instanceof LeadershipLostError ||
     error instanceof NodeStoppedError ||
     error instanceof ProposalDroppedError ||

@@ -19,7 +19,12 @@ export interface StateMachineConfig {
   readonly maxKeyBytes: number;
   /** Largest string value, list item or hash field value. */
   readonly maxValueBytes: number;
-  /** A session not seen for this long (in log time) is forgotten. */
+  /**
+   * A session not seen for this long (in log time) is forgotten. Log time is the
+   * leader's clock, which can jump ahead: a session forgotten early lets a retry
+   * apply twice, so this is far longer than any client retries or any clock
+   * error we plan for. Memory is bounded by maxSessions, not by this.
+   */
   readonly sessionIdleMs: number;
   /** Most sessions kept; a new one beyond it evicts the least recently seen. */
   readonly maxSessions: number;
@@ -30,7 +35,7 @@ export const DEFAULT_STATE_CONFIG: StateMachineConfig = Object.freeze({
   eviction: 'noeviction',
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
-  sessionIdleMs: 60 * 60 * 1000,
+  sessionIdleMs: 24 * 60 * 60 * 1000,
   maxSessions: 10_000,
 });
 

@@ -64,6 +64,7 @@ const NOT_APPLIED = [
   /^leadership changed before the request committed/,
   /^leadership is being transferred to/,
   /^No connection established/,
+  /^the leader \S+ cannot be reached .*the request was not sent/,
 ];
 
 /** Status codes that mean the request was refused before it could change anything. */

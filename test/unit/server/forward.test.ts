@@ -11,8 +11,8 @@ import type { ProtoMessage } from '../../../src/server/kv-commands.ts';
 import { ForwardClient } from '../../../src/server/forward-client.ts';
 import { ForwardReceiver } from '../../../src/server/forward-receiver.ts';
 import { FORWARDED_HEADER, FORWARDED_USER_HEADER } from '../../../src/server/forwarder.ts';
-import { DeadlineError } from '../../../src/server/errors.ts';
-import { statusError } from '../../../src/server/grpc-status.ts';
+import { DeadlineError, LeaderUnreachableError } from '../../../src/server/errors.ts';
+import { statusError, toStatus } from '../../../src/server/grpc-status.ts';
 import { PeerTransport } from '../../../src/transport/index.ts';
 
 const kv = loadProtos().kv;
@@ -181,11 +181,18 @@ describe('forwarding calls to the leader', () => {
     expect(error.details).toContain('cluster id mismatch');
   });
 
-  it('answers UNAVAILABLE at once for a leader with no known address', async () => {
-    const { client } = await pair({});
-    const error = (await client.call('nobody', SET, encodeSet('a'), 5_000, null).catch((e: unknown) => e)) as grpc.StatusObject;
-    expect(error.code).toBe(grpc.status.UNAVAILABLE);
-    expect(error.details).toContain('no address known for the leader nobody');
+  it('says a call was not sent when the leader has no known address, or no connection could be made', async () => {
+    const { client, follower, leader } = await pair({});
+    const noAddress = await client.call('nobody', SET, encodeSet('a'), 5_000, null).catch((e: unknown) => e);
+    expect(noAddress).toBeInstanceOf(LeaderUnreachableError);
+    expect((noAddress as Error).message).toContain('the leader nobody cannot be reached (no address is known for it); the request was not sent');
+
+    const port = leader.port;
+    await leader.close();
+    follower.setPeers(new Map([['l1', `127.0.0.1:${port}`]]));
+    const refused = await client.call('l1', SET, encodeSet('a'), 5_000, null).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(LeaderUnreachableError);
+    expect(toStatus(refused, null).code).toBe(grpc.status.UNAVAILABLE);
   });
 });
 

@@ -37,6 +37,18 @@ describe('client sessions', () => {
     expect(h.list('l')).toEqual(['x', 'x']);
   });
 
+  it('outlast a leader clock that jumps two hours ahead: a retry across the jump is answered, not applied again', () => {
+    // The chaos suite's clock nemesis jumps a leader's clock by up to 2 h; with sessions forgotten after
+    // 1 h of log time, a write retried across such a jump applied twice (seed 11, a list holding an item twice).
+    const h = new Harness();
+    const session = { clientId: 'c', sequence: 7 };
+    h.apply({ op: 'rpush', key: 'l', values: [b('x')] }, session);
+    h.advance(2 * 60 * 60 * 1000);
+    h.apply({ op: 'size' }, { clientId: 'other', sequence: 1 });
+    expect(h.apply({ op: 'rpush', key: 'l', values: [b('x')] }, session)).toEqual({ kind: 'count', count: 1 });
+    expect(h.list('l')).toEqual(['x']);
+  });
+
   it('a retry keeps its session alive', () => {
     const h = new Harness({ sessionIdleMs: 1000 });
     h.apply({ op: 'set', key: 'k', value: b('1') }, { clientId: 'c', sequence: 1 });
