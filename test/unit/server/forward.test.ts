@@ -42,11 +42,11 @@ const noSnapshots = {
   receive: () => Promise.reject(new Error('no snapshots here')),
 };
 
-function transport(id: string, clusterId: string, onForward?: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): PeerTransport {
+function transport(id: string, clusterId: string, onForward?: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void, port = 0): PeerTransport {
   const t = new PeerTransport({
     nodeId: id,
     clusterId,
-    listenAddress: '127.0.0.1:0',
+    listenAddress: `127.0.0.1:${port}`,
     onMessages: () => {},
     onUnreachable: () => {},
     onSnapshotStatus: () => {},
@@ -158,18 +158,7 @@ describe('forwarding calls to the leader', () => {
     expect(error.details).toContain('may or may not have taken effect');
 
     const receiver = new ForwardReceiver([{ definition: kv, handlers: { Set: ((_call, callback) => callback(null, {})) as Unary } }]);
-    const again = new PeerTransport({
-      nodeId: 'l1',
-      clusterId: 'c1',
-      listenAddress: `127.0.0.1:${port}`,
-      onMessages: () => {},
-      onUnreachable: () => {},
-      onSnapshotStatus: () => {},
-      snapshots: noSnapshots,
-      onForward: (call) => receiver.serve(call),
-    });
-    cleanups.push(() => again.close());
-    await again.start();
+    await transport('l1', 'c1', (call) => receiver.serve(call), port).start();
     follower.setPeers(new Map([['l1', `127.0.0.1:${port}`]]));
     await waitFor(async () => (await client.call('l1', SET, encodeSet('b'), 1_000, null).then(() => true, () => false)));
   });
