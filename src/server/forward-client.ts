@@ -9,7 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { NodeId } from '../raft/index.ts';
-import { decodeForwardedReplies, encodeForwardedCalls } from '../transport/forward-codec.ts';
+import { decodeForwardedReplies, encodeForwardedCalls, forwardBatches } from '../transport/forward-codec.ts';
 import type { ForwardedCall } from '../transport/forward-codec.ts';
 import { DeadlineError, LeaderUnreachableError } from './errors.ts';
 import type { ForwardedFor } from './forwarder.ts';
@@ -69,7 +69,7 @@ class ForwardChannel {
       return;
     }
     // grpc-js buffers what the connection cannot take yet; the callers' deadlines bound what waits.
-    stream.write(encodeForwardedCalls(calls));
+    for (const batch of forwardBatches(calls, (call) => call.request.length)) stream.write(encodeForwardedCalls(batch));
   }
 
   private openStream(): grpc.ClientDuplexStream<Buffer, Buffer> | null {

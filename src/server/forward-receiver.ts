@@ -5,7 +5,7 @@
  * forwarded again. The answers of one event-loop turn go back as one batch.
  */
 import * as grpc from '@grpc/grpc-js';
-import { decodeForwardedCalls, encodeForwardedReplies } from '../transport/forward-codec.ts';
+import { decodeForwardedCalls, encodeForwardedReplies, forwardBatches } from '../transport/forward-codec.ts';
 import type { ForwardedReply } from '../transport/forward-codec.ts';
 import { runForwardedCall } from './client-threads/forwarded-call.ts';
 import type { ReplySink, ServedMethod } from './client-threads/forwarded-call.ts';
@@ -87,7 +87,8 @@ class ForwardSession implements ReplySink {
       this.flushScheduled = false;
       const replies = this.replies;
       this.replies = [];
-      if (!this.ended) this.stream.write(encodeForwardedReplies(replies));
+      if (this.ended) return;
+      for (const batch of forwardBatches(replies, (reply) => reply.response.length + reply.details.length)) this.stream.write(encodeForwardedReplies(batch));
     });
   }
 }

@@ -28,6 +28,33 @@ export interface ForwardedReply {
   readonly trailers: Readonly<Record<string, string>>;
 }
 
+/**
+ * Bytes of requests (or responses) one ForwardedCalls (or ForwardedReplies)
+ * message carries before the rest go in another: the peer server refuses
+ * messages above 64 MiB (TransportTuning.maxReceiveBytes), and a turn's calls
+ * can add up to more. One item larger than this still goes, alone.
+ */
+export const FORWARD_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** `items` in order, cut into runs whose `bytes` add up to at most FORWARD_BATCH_BYTES (a larger item alone). */
+export function forwardBatches<T>(items: readonly T[], bytes: (item: T) => number): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const itemBytes = bytes(item);
+    if (current.length > 0 && size + itemBytes > FORWARD_BATCH_BYTES) {
+      batches.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(item);
+    size += itemBytes;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
 // ForwardedCalls / ForwardedReplies
 const BATCH_ITEMS = 1;
 // ForwardedCall

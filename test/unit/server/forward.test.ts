@@ -13,6 +13,7 @@ import { ForwardReceiver } from '../../../src/server/forward-receiver.ts';
 import { FORWARDED_HEADER, FORWARDED_USER_HEADER } from '../../../src/server/forwarder.ts';
 import { DeadlineError, LeaderUnreachableError } from '../../../src/server/errors.ts';
 import { statusError, toStatus } from '../../../src/server/grpc-status.ts';
+import { FORWARD_BATCH_BYTES } from '../../../src/transport/forward-codec.ts';
 import { PeerTransport } from '../../../src/transport/index.ts';
 
 const kv = loadProtos().kv;
@@ -91,6 +92,36 @@ describe('forwarding calls to the leader', () => {
     expect(batches).toHaveLength(1);
     expect(seen).toEqual(keys);
     expect(answers.map((bytes) => decodeSetResponse(bytes)['previous_found'] === true)).toEqual(keys.map((key) => key === 'k7'));
+  });
+
+  it('splits a turn\'s calls into messages the leader accepts, and the answers likewise, when they add up to more than one message may hold', async () => {
+    const value = Buffer.alloc(1024 * 1024, 7);
+    const { client, batches } = await pair({
+      Set: (call, callback) => callback(null, { previous: call.request['value'], previous_found: true }),
+    });
+    // 80 MiB in one turn, above the peer server's 64 MiB message limit.
+    const answers = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => client.call('l1', SET, kv.Set.requestSerialize({ key: `k${i}`, value }), 20_000, null)),
+    );
+    expect(answers.every((bytes) => decodeSetResponse(bytes)['previous_found'] === true)).toBe(true);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(FORWARD_BATCH_BYTES + 2 * 1024 * 1024);
+  });
+
+  it('splits answers given in one turn that add up to more than one message may hold', async () => {
+    const value = Buffer.alloc(1024 * 1024, 9);
+    const held: grpc.sendUnaryData<ProtoMessage>[] = [];
+    const { client } = await pair({
+      Set: (_call, callback) => {
+        held.push(callback);
+        // All 80 answers (80 MiB, above the 64 MiB limit) go out in the same turn.
+        if (held.length === 80) for (const answer of held) answer(null, { previous: value, previous_found: true });
+      },
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => client.call('l1', SET, encodeSet(`k${i}`), 20_000, null)),
+    );
+    expect(answers.map((bytes) => (decodeSetResponse(bytes)['previous'] as Buffer).length)).toEqual(Array.from({ length: 80 }, () => value.length));
   });
 
   it('shows the leader\'s handler a forwarded call: the header, the user, the authorization, the deadline', async () => {
