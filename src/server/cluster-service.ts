@@ -191,7 +191,7 @@ export class ClusterService {
     const hint = this.options.leaderHint();
     if (hint.id === '') throw new NoLeaderError();
     if (hint.clientAddr === '') throw new NotLeaderError(hint.id);
-    return this.options.forwarder.call('cluster', hint.clientAddr, method, request, timeoutMs, caller);
+    return this.options.forwarder.call(hint.clientAddr, method, request, timeoutMs, caller);
   }
 
   private memberId(request: ProtoMessage): string {

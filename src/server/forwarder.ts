@@ -1,12 +1,13 @@
 /**
- * A follower's way to the leader: it replays a client's KV or Cluster call on the
- * leader's client port, with the caller's remaining deadline, and hands back
- * whatever the leader answered (result or status) unchanged.
+ * A follower's way to the leader for Cluster calls (membership, transfer;
+ * rare): it replays the client's call on the leader's client port, with the
+ * caller's remaining deadline, and hands back whatever the leader answered
+ * (result or status) unchanged. KV calls, the many, go in batches on the peer
+ * connection instead (forward-client.ts). The headers below mark a forwarded
+ * call either way.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Protos } from '../proto/loader.ts';
-
-export type ForwardedService = 'kv' | 'cluster';
 
 /** Set on a forwarded call, so that a node that is not the leader either answers UNAVAILABLE instead of forwarding again. */
 export const FORWARDED_HEADER = 'quorumkv-forwarded';
@@ -31,8 +32,8 @@ export class Forwarder {
     private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {}
 
-  call(service: ForwardedService, address: string, method: string, request: unknown, timeoutMs: number, forwardedFor: ForwardedFor | null = null): Promise<Record<string, unknown>> {
-    const client = this.client(service, address);
+  call(address: string, method: string, request: unknown, timeoutMs: number, forwardedFor: ForwardedFor | null = null): Promise<Record<string, unknown>> {
+    const client = this.client(address);
     const metadata = new grpc.Metadata();
     metadata.set(FORWARDED_HEADER, '1');
     if (forwardedFor !== null) {
@@ -40,7 +41,7 @@ export class Forwarder {
       if (forwardedFor.authorization !== null) metadata.set('authorization', forwardedFor.authorization);
     }
     const invoke = (client as unknown as Record<string, UnaryMethod>)[method];
-    if (invoke === undefined) return Promise.reject(new Error(`${service} has no method ${method}`));
+    if (invoke === undefined) return Promise.reject(new Error(`Cluster has no method ${method}`));
     return new Promise((resolve, reject) => {
       invoke.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error !== null) reject(error);
@@ -54,13 +55,11 @@ export class Forwarder {
     this.clients.clear();
   }
 
-  private client(service: ForwardedService, address: string): grpc.Client {
-    const key = `${service} ${address}`;
-    let client = this.clients.get(key);
+  private client(address: string): grpc.Client {
+    let client = this.clients.get(address);
     if (client === undefined) {
-      // The two services share one HTTP/2 connection per address (grpc-js pools channels by target and options).
-      client = new this.protos.clients[service](address, this.credentials);
-      this.clients.set(key, client);
+      client = new this.protos.clients.cluster(address, this.credentials);
+      this.clients.set(address, client);
     }
     return client;
   }

@@ -281,7 +281,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
     }
 
     const protos = loadProtos();
-    // Forwarded calls go to the leader's client port: TLS like any client's, presenting this node's certificate.
+    // Forwarded Cluster calls go to the leader's client port: TLS like any client's, presenting this node's certificate.
     const forwarder = new Forwarder(protos, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
     stopping.unshift(() => forwarder.close());
     // KV calls go to the leader in batches on the Raft connection (forward-client.ts).
