@@ -47,6 +47,11 @@ class ForwardChannel {
     setImmediate(() => this.flush());
   }
 
+  /** Nothing waits for an answer and nothing is queued: closing loses nothing. */
+  get idle(): boolean {
+    return this.pending.size === 0 && this.queue.length === 0;
+  }
+
   /** The caller's deadline passed: its answer, if it comes, goes nowhere. */
   forget(id: number): void {
     this.pending.delete(id);
@@ -140,6 +145,12 @@ export class ForwardClient {
     if (this.closed) return Promise.reject(statusError(status.UNAVAILABLE, 'this node is stopping'));
     let channel = this.channels.get(peer);
     if (channel === undefined) {
+      // A new leader: the streams to former ones are closed once nothing waits on them.
+      for (const [other, old] of this.channels) {
+        if (!old.idle) continue;
+        old.close('the leader changed');
+        this.channels.delete(other);
+      }
       channel = new ForwardChannel(peer, this.open);
       this.channels.set(peer, channel);
     }

@@ -194,6 +194,24 @@ describe('forwarding calls to the leader', () => {
     await waitFor(async () => (await client.call('l1', SET, encodeSet('b'), 1_000, null).then(() => true, () => false)));
   });
 
+  it('closes the stream to a former leader once nothing waits on it, when calls go to a new one', async () => {
+    const { client, follower, leader } = await pair({ Set: (_call, callback) => callback(null, {}) });
+    const streamsToL2: grpc.ServerDuplexStream<Buffer, Buffer>[] = [];
+    const receiver = new ForwardReceiver([{ definition: kv, handlers: { Set: ((_call, callback) => callback(null, {})) as Unary } }]);
+    const l2 = transport('l2', 'c1', (call) => {
+      streamsToL2.push(call);
+      receiver.serve(call);
+    });
+    follower.setPeers(new Map([['l1', `127.0.0.1:${leader.port}`], ['l2', `127.0.0.1:${await l2.start()}`]]));
+    await client.call('l2', SET, encodeSet('a'), 5_000, null);
+    // Leadership moves to l1 and back: l2's first stream is closed on the way, and a new one opened.
+    await client.call('l1', SET, encodeSet('b'), 5_000, null);
+    await client.call('l2', SET, encodeSet('c'), 5_000, null);
+    await waitFor(() => streamsToL2[0]?.cancelled === true);
+    expect(streamsToL2).toHaveLength(2);
+    expect(streamsToL2[1]!.cancelled).toBe(false);
+  });
+
   it('passes on the refusal of a leader of another cluster', async () => {
     const { client } = await pair({ Set: (_call, callback) => callback(null, {}) }, 'another-cluster');
     const error = (await client.call('l1', SET, encodeSet('a'), 5_000, null).catch((e: unknown) => e)) as grpc.StatusObject;
