@@ -386,6 +386,7 @@ export class Keyspace {
     undo.set(key, e === undefined ? null : { value: cloneValue(e.value), expiresAtMs: e.expiresAtMs });
   }
 
+  /** The four observers here are also tested in overwriteHashField before it calls this: keep the two in step. */
   private beforeChange(e: KeyEntry): void {
     this.changed?.push(e.key);
     this.noteChangedSinceBase(e.key);

@@ -40,6 +40,13 @@ function copyCheckout(options: { tsx: boolean }): string {
   return root;
 }
 
+/** A copy without tsx, its bin/quorumkv.js, and a source file of it to edit, with that file's text. */
+function editableCheckout(): { root: string; bin: string; source: string; original: string } {
+  const root = copyCheckout({ tsx: false });
+  const source = join(root, 'src', 'cli', 'quorumkv.ts');
+  return { root, bin: join(root, 'bin', 'quorumkv.js'), source, original: readFileSync(source, 'utf8') };
+}
+
 /** The build dirs (dist/<id>/) in a copy, and whether a temporary one was left behind. */
 function builds(root: string): { ids: string[]; leftovers: string[] } {
   const dist = join(root, 'dist');
@@ -77,10 +84,7 @@ describe('bin/ runs the build of src/', () => {
   });
 
   it('builds again when a source changed, and runs the new code; a touch alone changes nothing', async () => {
-    const root = copyCheckout({ tsx: false });
-    const bin = join(root, 'bin', 'quorumkv.js');
-    const source = join(root, 'src', 'cli', 'quorumkv.ts');
-    const original = readFileSync(source, 'utf8');
+    const { root, bin, source, original } = editableCheckout();
 
     expect((await run(bin, ['--help'])).stdout).toContain('run one node');
     const [first] = builds(root).ids;
@@ -104,10 +108,7 @@ describe('bin/ runs the build of src/', () => {
   });
 
   it('removes builds beyond the four last used, but none that a running process uses', async () => {
-    const root = copyCheckout({ tsx: false });
-    const bin = join(root, 'bin', 'quorumkv.js');
-    const source = join(root, 'src', 'cli', 'quorumkv.ts');
-    const original = readFileSync(source, 'utf8');
+    const { root, bin, source, original } = editableCheckout();
     cluster = await TestCluster.start({ size: 1, bin });
     const [running] = builds(root).ids;
 
