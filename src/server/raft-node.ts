@@ -204,6 +204,7 @@ export class RaftNode {
       'state restored from snapshot',
     );
     this.current = state;
+    if (this.tickTimer !== null) this.storage.startSnapshotWriter();
     // The entries committed meanwhile are applied now, in order, from the one after the snapshot.
     this.raft.setApplyPaused(false);
     this.scheduleProcess();
@@ -219,7 +220,8 @@ export class RaftNode {
     // never affects election safety; and pre-vote keeps a node that campaigns before it hears a running
     // leader from disrupting it (members in the leader's lease refuse). No tick here reaches a timeout.
     for (let tick = 1; tick < this.options.electionTicks; tick++) this.raft.tick();
-    this.storage.startSnapshotWriter();
+    // While restoring, the writer's start-up would take CPU from the restore; it starts after it.
+    if (!this.restoring) this.storage.startSnapshotWriter();
     this.tickTimer = setInterval(() => {
       this.raft.tick();
       this.process();

@@ -34,6 +34,7 @@ import { LruList } from './lru-list.ts';
 import { KEY_OVERHEAD_BYTES } from './memory.ts';
 import type { KeyRow } from './rows.ts';
 import { BUCKET_COUNT, compareScanOrder, ScanIndex, scanHash } from './scan-index.ts';
+import { SharedValueBuffers } from './shared-buffers.ts';
 
 /**
  * Past this many changed keys, and more than half of those stored, the change
@@ -74,7 +75,10 @@ export interface ScanPage {
 export class Keyspace {
   /** Where lists and hashes of this keyspace keep their small items. */
   readonly arena = new Arena();
+  /** String values that are views of a buffer shared with other values (a restore's batches). */
+  readonly sharedBuffers = new SharedValueBuffers();
   private map = new Map<string, KeyEntry>();
+  private readonly isStored = (e: KeyEntry): boolean => this.map.get(e.key) === e;
   private readonly scan = new ScanIndex();
   private readonly lru = new LruList();
   private readonly heap = new ExpiryHeap();
@@ -158,6 +162,7 @@ export class Keyspace {
     this.lru.append(e);
     this.scan.add(e);
     this.map.set(key, e);
+    if (!this.sharedBuffers.none && value instanceof Uint8Array) this.sharedBuffers.adopt(e, value);
     return e;
   }
 
@@ -176,6 +181,7 @@ export class Keyspace {
     e.bytes += delta;
     this.lru.touch(e);
     disposeValue(old);
+    if (!this.sharedBuffers.none) this.shareChanged(e, old);
   }
 
   /**
@@ -291,6 +297,13 @@ export class Keyspace {
     this.scan.remove(e);
     this.map.delete(e.key);
     disposeValue(e.value);
+    if (!this.sharedBuffers.none && e.value instanceof Uint8Array) this.sharedBuffers.release(e.value, this.isStored);
+  }
+
+  /** replace()'s part for shared buffers, apart so that replace stays small. */
+  private shareChanged(e: KeyEntry, old: StoredValue): void {
+    if (old instanceof Uint8Array) this.sharedBuffers.release(old, this.isStored);
+    if (e.value instanceof Uint8Array) this.sharedBuffers.adopt(e, e.value);
   }
 
   /** Removes every key; returns how many were stored. */
@@ -306,6 +319,7 @@ export class Keyspace {
     }
     this.map = new Map();
     this.arena.reset();
+    this.sharedBuffers.clear();
     this.scan.clear();
     this.lru.clear();
     this.heap.clear();

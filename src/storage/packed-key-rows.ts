@@ -48,15 +48,16 @@ export function forEachPackedRowSpan(batch: PackedKeyRows, visit: PackedRowSpanV
   }
 }
 
-/** Called once per row: `value` is a copy the callee may keep; keyBytes is the key's UTF-8 length. */
+/** Called once per row; keyBytes is the key's UTF-8 length. `value` is a view of the batch's buffer, which is never reused: the callee may keep it. */
 export type PackedKeyRowVisitor = (key: string, keyBytes: number, type: KeyType, value: Uint8Array, expiresAtMs: number | null) => void;
 
 /** Calls `visit` for each row of the batch, in order. */
 export function forEachPackedKeyRow(batch: PackedKeyRows, visit: PackedKeyRowVisitor): void {
   const { values } = batch;
   forEachPackedRowSpan(batch, (keys, keyStart, keyEnd, typeCode, valueStart, valueEnd, expiresAtMs) => {
-    // A copy, not a view: a view would keep the whole batch alive for as long as any one of its values lives.
-    const value = values.slice(valueStart, valueEnd);
+    // A view, not a copy: the state counts the batch's values still stored and copies them out
+    // once half are gone (src/state/shared-buffers.ts), so survivors never hold it for long.
+    const value = new Uint8Array(values.buffer, values.byteOffset + valueStart, valueEnd - valueStart);
     visit(keys.toString('utf8', keyStart, keyEnd), keyEnd - keyStart, KEY_TYPES[typeCode] as KeyType, value, expiresAtMs === NO_EXPIRY ? null : expiresAtMs);
   });
 }

@@ -1,0 +1,129 @@
+/**
+ * Restored string values are views of their batch's buffer (packed-key-rows.ts);
+ * the state counts them and copies the survivors out once half are gone.
+ */
+import { describe, expect, it } from 'vitest';
+import { StateMachine } from '../../../src/state/index.ts';
+import type { KeyRow } from '../../../src/state/index.ts';
+import { KEY_TYPE_CODES, NO_EXPIRY, PackedKeyRowsBuilder } from '../../../src/storage/packed-key-rows.ts';
+import type { PackedKeyRows } from '../../../src/storage/packed-key-rows.ts';
+import { forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { b, Harness, s } from './helpers.ts';
+
+const PER_BATCH = 10;
+
+function rowsOf(batch: number): KeyRow[] {
+  return Array.from({ length: PER_BATCH }, (_, i) => ({ key: `b${batch}:${i}`, type: 'string' as const, value: b(`value ${batch}.${i}`), expiresAtMs: null }));
+}
+
+function packed(rows: readonly KeyRow[]): PackedKeyRows {
+  const builder = new PackedKeyRowsBuilder();
+  for (const row of rows) builder.add(row.key, KEY_TYPE_CODES[row.type], row.value, row.expiresAtMs ?? NO_EXPIRY);
+  return builder.take();
+}
+
+/** A state restored as a node restores it: from packed batches, values as views. */
+function restoredFromBatches(batches: readonly PackedKeyRows[], extra: readonly KeyRow[] = []): Harness {
+  const restore = StateMachine.restore({ lastAppliedIndex: 10, logTimeMs: 1_000_000 });
+  for (const batch of batches) forEachPackedKeyRow(batch, restore.key);
+  for (const row of extra) restore.key(row.key, row.key.length, row.type, row.value, row.expiresAtMs);
+  return new Harness({}, restore.finish());
+}
+
+/** The same rows restored with every value a copy of its own: the reference. */
+function restoredFromCopies(rows: readonly KeyRow[]): Harness {
+  const copies = rows.map((row) => ({ ...row, value: row.value.slice() }));
+  return new Harness({}, StateMachine.fromRows({ lastAppliedIndex: 10, logTimeMs: 1_000_000, keyRows: copies, sessionRows: [] }));
+}
+
+function storedValue(h: Harness, key: string): Uint8Array {
+  const r = h.read({ op: 'get', key });
+  if (r.kind !== 'value' || r.value === null) throw new Error(`no value for ${key}`);
+  return r.value;
+}
+
+describe('restored values sharing their batch buffer', () => {
+  it('share it until half are gone; then the rest get buffers of their own and the batch is let go', () => {
+    const first = packed(rowsOf(1));
+    const second = packed(rowsOf(2));
+    const h = restoredFromBatches([first, second], [{ key: 'list', type: 'list', value: new Uint8Array([1, 1, 0x61]), expiresAtMs: null }]);
+    const reference = restoredFromCopies([...rowsOf(1), ...rowsOf(2), { key: 'list', type: 'list', value: new Uint8Array([1, 1, 0x61]), expiresAtMs: null }]);
+    expect(h.sm.digest()).toBe(reference.sm.digest());
+    expect(h.sm.stats().sharedBufferBytes).toBe(first.values.buffer.byteLength + second.values.buffer.byteLength);
+    expect(storedValue(h, 'b1:9').buffer).toBe(first.values.buffer);
+
+    // Four overwrites and a delete: five of ten are gone, which is half.
+    const changes = [
+      ...[0, 1, 2, 3].map((i) => ({ op: 'set' as const, key: `b1:${i}`, value: b(`new ${i}`) })),
+      { op: 'delete' as const, keys: ['b1:4'] },
+    ];
+    for (const [n, command] of changes.entries()) {
+      h.apply(command);
+      reference.apply(command);
+      // Before the fifth, the batch is still shared.
+      if (n < changes.length - 1) expect(storedValue(h, 'b1:9').buffer).toBe(first.values.buffer);
+    }
+    expect(h.sm.stats().sharedBufferBytes).toBe(second.values.buffer.byteLength);
+    for (let i = 5; i < PER_BATCH; i++) {
+      const value = storedValue(h, `b1:${i}`);
+      expect(s(value)).toBe(`value 1.${i}`);
+      expect(value.buffer).not.toBe(first.values.buffer);
+      expect(value.byteLength).toBe(value.buffer.byteLength);
+    }
+    expect(storedValue(h, 'b2:0').buffer).toBe(second.values.buffer);
+    expect(h.sm.digest()).toBe(reference.sm.digest());
+  });
+
+  it('count a value a rolled-back Txn puts back: it is copied out with the rest', () => {
+    const batch = packed(rowsOf(1));
+    const h = restoredFromBatches([batch]);
+    const failing = {
+      op: 'txn' as const,
+      compares: [],
+      success: [{ op: 'delete' as const, keys: ['b1:0'] }, { op: 'lpush' as const, key: 'b1:1', values: [b('x')] }], // WRONGTYPE: rolls back
+      failure: [],
+    };
+    expect(h.apply(failing).kind).toBe('error');
+    expect(storedValue(h, 'b1:0').buffer).toBe(batch.values.buffer);
+    for (let i = 1; i <= 5; i++) h.apply({ op: 'set', key: `b1:${i}`, value: b('other') });
+    expect(h.sm.stats().sharedBufferBytes).toBe(0);
+    expect(storedValue(h, 'b1:0').buffer).not.toBe(batch.values.buffer);
+    expect(s(storedValue(h, 'b1:0'))).toBe('value 1.0');
+  });
+
+  it('are let go by Clear', () => {
+    const h = restoredFromBatches([packed(rowsOf(1))]);
+    expect(h.sm.stats().sharedBufferBytes).toBeGreaterThan(0);
+    h.apply({ op: 'clear' });
+    expect(h.sm.stats().sharedBufferBytes).toBe(0);
+  });
+
+  it('answer and digest as copies would, through random writes, deletes, expiries and Txns', () => {
+    const rows = [1, 2, 3, 4].flatMap(rowsOf);
+    const h = restoredFromBatches([1, 2, 3, 4].map((n) => packed(rowsOf(n))));
+    const reference = restoredFromCopies(rows);
+    let seed = 7;
+    const random = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const key = (): string => `b${1 + random(4)}:${random(PER_BATCH)}`;
+    for (let step = 0; step < 400; step++) {
+      const pick = random(5);
+      const command =
+        pick === 0
+          ? { op: 'set' as const, key: key(), value: b(`step ${step}`) }
+          : pick === 1
+            ? { op: 'delete' as const, keys: [key()] }
+            : pick === 2
+              ? { op: 'expire' as const, key: key(), ttlMs: random(3) }
+              : pick === 3
+                ? { op: 'txn' as const, compares: [], success: [{ op: 'delete' as const, keys: [key()] }, { op: 'set' as const, key: key(), value: b('t') }], failure: [] }
+                : { op: 'get' as const, key: key() };
+      expect(h.apply(command)).toEqual(reference.apply(command));
+      if (step % 50 === 0) {
+        h.advance(1);
+        reference.advance(1);
+      }
+      expect(h.sm.digest()).toBe(reference.sm.digest());
+    }
+    for (const row of rows) expect(h.read({ op: 'get', key: row.key })).toEqual(reference.read({ op: 'get', key: row.key }));
+  });
+});
