@@ -536,7 +536,7 @@ export class RaftNode {
         this.unappliedStamps = [];
       }
       if (this.current === null && rd.softState.role === 'follower' && rd.softState.leader !== '' && !this.restorePriority.isLowered) {
-        this.logger.info({ leader: rd.softState.leader }, 'following a leader while restoring: the snapshot reader gives way on a busy machine');
+        this.logger.info({ leader: rd.softState.leader }, 'following a leader while restoring: the restore gives way on a busy machine');
         this.restorePriority.lower();
       }
     }

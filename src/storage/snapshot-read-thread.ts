@@ -5,6 +5,7 @@
  * errors as SnapshotFileReader.keys() / sessions(): the worker runs
  * keyBatches() / sessions().
  */
+import { readFileSync } from 'node:fs';
 import { startWorker } from '../threads/start-worker.ts';
 import { CorruptDataError } from './errors.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
@@ -21,15 +22,34 @@ export const GIVE_WAY = 2;
 export const GIVE_WAY_NICE = 10;
 
 /**
- * Lets the caller of a read ask its thread to give way to other work on a
- * busy machine: the thread lowers its own CPU priority, for the rest of the
- * read (an unprivileged thread cannot raise it again). On a machine with a
- * free core that costs nothing. Linux only; elsewhere nice is per process,
- * and the request is ignored.
+ * A batch taken while giving way, during which the main thread waited for a
+ * core (runnable, not running) more than this share of the batch's time, is
+ * followed by a pause: the machine is busy.
+ */
+export const BUSY_WAIT_SHARE = 0.2;
+/** That pause, in multiples of the batch's wall time: on a busy machine the main thread then restores at most a ninth of the time. */
+export const BUSY_PAUSE_FACTOR = 8;
+
+/**
+ * Lets the caller of a read ask it to give way to other work on a busy
+ * machine (a follower's restore to its leader's, on two cores):
+ * - the reader thread lowers its own CPU priority for the rest of the read
+ *   (an unprivileged thread cannot raise it again);
+ * - the main thread, whose priority must stay (it serves Raft), pauses after
+ *   each batch during which it waited for a core, for 8 times the batch's time.
+ * On a machine with a free core neither costs anything. Linux only (nice is
+ * per thread there, and /proc tells how long a thread waited); elsewhere the
+ * request is ignored.
  */
 export class ReadPriority {
   private control: Int32Array | null = null;
   private lowered = false;
+  private readonly threadWaitMs: () => number | null;
+
+  /** `threadWaitMs`: how long the calling thread has waited for a core so far, or null where unknown; a test may pass its own. */
+  constructor(threadWaitMs: () => number | null = runQueueWaitMs) {
+    this.threadWaitMs = threadWaitMs;
+  }
 
   /** Asks the read's thread (now, or once it starts) to lower its priority. */
   lower(): void {
@@ -39,6 +59,16 @@ export class ReadPriority {
 
   get isLowered(): boolean {
     return this.lowered;
+  }
+
+  /** @internal readSnapshotRowsInWorker's batch pacing: the thread's wait for a core so far, or null when it need not be known. */
+  waitedNow(): number | null {
+    return this.lowered ? this.threadWaitMs() : null;
+  }
+
+  /** @internal The pause after a batch that took `wallMs`, of which the thread waited `waitedMs` for a core (waitedNow() after minus before). */
+  pauseAfter(wallMs: number, waitedMs: number): number {
+    return this.lowered && waitedMs > wallMs * BUSY_WAIT_SHARE ? wallMs * BUSY_PAUSE_FACTOR : 0;
   }
 
   /** @internal Called by readSnapshotRowsInWorker with the read's control array. */
@@ -104,7 +134,10 @@ export function readSnapshotRowsInWorker(
       takeScheduled = false;
       if (settled) return;
       const batch = waiting.shift();
+      let pauseMs = 0;
       if (batch !== undefined) {
+        const began = performance.now();
+        const waitedBefore = priority?.waitedNow() ?? null;
         try {
           onKeys(batch);
         } catch (error) {
@@ -113,14 +146,17 @@ export function readSnapshotRowsInWorker(
         }
         Atomics.add(control, CONSUMED, 1);
         Atomics.notify(control, CONSUMED);
+        const waitedAfter = waitedBefore === null ? null : (priority?.waitedNow() ?? null);
+        if (waitedBefore !== null && waitedAfter !== null) pauseMs = priority?.pauseAfter(performance.now() - began, waitedAfter - waitedBefore) ?? 0;
       }
-      if (waiting.length > 0) scheduleTake();
+      if (waiting.length > 0) scheduleTake(pauseMs);
       else if (done !== null) settle({ sessions: done });
     };
-    const scheduleTake = (): void => {
+    const scheduleTake = (pauseMs = 0): void => {
       if (takeScheduled) return;
       takeScheduled = true;
-      setImmediate(takeOne);
+      if (pauseMs > 0) setTimeout(takeOne, pauseMs);
+      else setImmediate(takeOne);
     };
     worker.on('message', (message: WorkerMessage) => {
       if (settled) return;
@@ -140,6 +176,19 @@ export function readSnapshotRowsInWorker(
       if (done === null) settle({ error: new Error(`reading snapshot ${path}: the reader thread exited (code ${code}) before it finished`) });
     });
   });
+}
+
+/**
+ * How long the calling thread has waited runnable for a core, in ms (Linux:
+ * the second field of /proc/thread-self/schedstat, in ns; it is exact, where
+ * the first, CPU time, lags by up to a scheduler tick); null elsewhere.
+ */
+function runQueueWaitMs(): number | null {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 2)[1]) / 1e6;
+  } catch {
+    return null;
+  }
 }
 
 function rebuild(error: WorkerError, path: string): Error {

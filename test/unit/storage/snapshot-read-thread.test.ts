@@ -3,7 +3,7 @@ import { getPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError, ReadPriority, forEachPackedKeyRow } from '../../../src/storage/index.ts';
-import { GIVE_WAY_NICE, MAX_BATCHES_AHEAD } from '../../../src/storage/snapshot-read-thread.ts';
+import { BUSY_PAUSE_FACTOR, BUSY_WAIT_SHARE, GIVE_WAY_NICE, MAX_BATCHES_AHEAD } from '../../../src/storage/snapshot-read-thread.ts';
 import type { NodeStorage, PackedKeyRows, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
 import { base64, entries, useScratch } from './helpers.ts';
 
@@ -180,6 +180,38 @@ describe('reading a snapshot on a worker thread', () => {
     const gaveWay = [...(niceAtFirstBatch as Map<string, number> | null ?? new Map<string, number>())].filter(([tid, nice]) => nice === GIVE_WAY_NICE && before.get(tid) !== GIVE_WAY_NICE);
     expect(gaveWay).toHaveLength(1);
     expect(getPriority(0)).toBe(callerNice);
+  });
+
+  it('a read asked to give way pauses after a batch during which its thread waited for a core, for 8 times the batch', () => {
+    const priority = new ReadPriority(() => 0);
+    // Not asked: never a pause, whatever the wait.
+    expect(priority.pauseAfter(10, 10)).toBe(0);
+    priority.lower();
+    expect(priority.pauseAfter(10, 2)).toBe(0);
+    expect(priority.pauseAfter(10, 2.5)).toBe(10 * BUSY_PAUSE_FACTOR);
+    expect(priority.pauseAfter(10, 9)).toBe(10 * BUSY_PAUSE_FACTOR);
+    expect(BUSY_WAIT_SHARE).toBe(0.2);
+  });
+
+  it("looks at the thread's wait around each batch once asked to give way, and not before; every row still arrives", async () => {
+    const rows = BATCH_ROWS * 3 + 1;
+    const { storage, snapshot } = await written(Array.from({ length: rows }, (_, i) => ({ key: `k${i}`, type: 'string' as const, value: bytes('v'), expiresAtMs: null })));
+    let looks = 0;
+    // Every look says the thread waited a second more: each batch is followed by a pause.
+    const priority = new ReadPriority(() => ++looks * 1000);
+    let keys = 0;
+    let batches = 0;
+    await storage.readSnapshotRows(snapshot, (batch) => {
+      batches++;
+      forEachPackedKeyRow(batch, () => keys++);
+      if (batches === 2) {
+        expect(looks).toBe(0);
+        priority.lower();
+      }
+    }, priority);
+    expect(keys).toBe(rows);
+    expect(batches).toBe(4);
+    expect(looks).toBe(2 * 2);
   });
 
   it('a consumer that throws stops the read with its error', async () => {
