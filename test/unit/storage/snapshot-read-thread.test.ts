@@ -122,6 +122,37 @@ describe('reading a snapshot on a worker thread', () => {
     }
   });
 
+  it('a cell of the wrong type (only damage can put one in these STRICT tables): the same CorruptDataError as on the main thread', async () => {
+    const { storage, snapshot } = await written();
+    const original = fs.readFileSync(snapshot.path);
+    const cells = [
+      "UPDATE keys SET key = CAST(key AS BLOB) WHERE key = 'key-7'",
+      "UPDATE keys SET value = CAST(value AS TEXT) WHERE key = 'key-7'",
+      "UPDATE keys SET type = 'set' WHERE key = 'key-7'",
+      "UPDATE keys SET expires_at_ms = 5.5 WHERE key = 'key-7'",
+      "UPDATE keys SET expires_at_ms = '5' WHERE key = 'key-7'",
+    ];
+    for (const sql of cells) {
+      fs.writeFileSync(snapshot.path, original);
+      // The table rebuilt without types or checks (same rows, same rowids), so that the cell can be written.
+      edit(
+        snapshot.path,
+        `CREATE TABLE loose (key, type, value, expires_at_ms);
+         INSERT INTO loose (rowid, key, type, value, expires_at_ms) SELECT rowid, key, type, value, expires_at_ms FROM keys;
+         DROP TABLE keys;
+         ALTER TABLE loose RENAME TO keys;
+         CREATE UNIQUE INDEX keys_key ON keys (key);`,
+      );
+      edit(snapshot.path, sql);
+      const expected = mainThreadError(storage, snapshot);
+      expect(expected, sql).toBeInstanceOf(CorruptDataError);
+      expect((expected as CorruptDataError).message, sql).toMatch(/key-7|invalid/);
+      const error = await workerError(storage, snapshot);
+      expect(error, sql).toBeInstanceOf(CorruptDataError);
+      expect((error as CorruptDataError).message, sql).toBe((expected as CorruptDataError).message);
+    }
+  });
+
   it('a file that is not a snapshot, or is gone: CorruptDataError naming it', async () => {
     const { storage, snapshot } = await written();
     fs.writeFileSync(snapshot.path, Buffer.alloc(4096, 7));
