@@ -6,6 +6,7 @@
  * V8 stores them unboxed.
  */
 import type { StoredValue } from './values.ts';
+import type { Slab } from './value-slabs.ts';
 
 /** Expiry of a key that has none: compares after every time. */
 export const NO_EXPIRY = Infinity;
@@ -24,6 +25,8 @@ export class KeyEntry {
   bucketPos = -1;
   /** Equal to an open snapshot's epoch once that snapshot has this key's row (or must skip it). */
   snapMark = 0;
+  /** The slab the string value is a view of, once counted there (value-slabs.ts); null otherwise. */
+  slab: Slab<KeyEntry> | null = null;
 
   constructor(
     readonly key: string,

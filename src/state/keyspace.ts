@@ -34,7 +34,7 @@ import { LruList } from './lru-list.ts';
 import { KEY_OVERHEAD_BYTES } from './memory.ts';
 import type { KeyRow } from './rows.ts';
 import { BUCKET_COUNT, compareScanOrder, ScanIndex, scanHash } from './scan-index.ts';
-import { SharedValueBuffers } from './shared-buffers.ts';
+import { ValueSlabs } from './value-slabs.ts';
 
 /**
  * Past this many changed keys, and more than half of those stored, the change
@@ -75,10 +75,9 @@ export interface ScanPage {
 export class Keyspace {
   /** Where lists and hashes of this keyspace keep their small items. */
   readonly arena = new Arena();
-  /** String values that are views of a buffer shared with other values (a restore's batches). */
-  readonly sharedBuffers = new SharedValueBuffers();
   private map = new Map<string, KeyEntry>();
-  private readonly isStored = (e: KeyEntry): boolean => this.map.get(e.key) === e;
+  /** String values live in slabs (value-slabs.ts). */
+  readonly slabs = new ValueSlabs<KeyEntry>((e) => this.map.get(e.key) === e);
   private readonly scan = new ScanIndex();
   private readonly lru = new LruList();
   private readonly heap = new ExpiryHeap();
@@ -162,7 +161,7 @@ export class Keyspace {
     this.lru.append(e);
     this.scan.add(e);
     this.map.set(key, e);
-    if (!this.sharedBuffers.none && value instanceof Uint8Array) this.sharedBuffers.adopt(e, value);
+    if (value instanceof Uint8Array) this.slabs.hold(e, value);
     return e;
   }
 
@@ -171,8 +170,11 @@ export class Keyspace {
     this.beforeChange(e);
     this.sum.sub(e.c0, e.c1);
     const old = e.value;
+    const oldSlab = e.slab;
     const delta = valueBytes(value) - valueBytes(old);
     e.value = value;
+    e.slab = null;
+    if (value instanceof Uint8Array) this.slabs.hold(e, value);
     valuePart(e.k0, e.k1, value);
     e.c0 = lanes[0] as number;
     e.c1 = lanes[1] as number;
@@ -181,7 +183,7 @@ export class Keyspace {
     e.bytes += delta;
     this.lru.touch(e);
     disposeValue(old);
-    if (!this.sharedBuffers.none) this.shareChanged(e, old);
+    if (oldSlab !== null) this.slabs.release(oldSlab);
   }
 
   /**
@@ -297,13 +299,7 @@ export class Keyspace {
     this.scan.remove(e);
     this.map.delete(e.key);
     disposeValue(e.value);
-    if (!this.sharedBuffers.none && e.value instanceof Uint8Array) this.sharedBuffers.release(e.value, this.isStored);
-  }
-
-  /** replace()'s part for shared buffers, apart so that replace stays small. */
-  private shareChanged(e: KeyEntry, old: StoredValue): void {
-    if (old instanceof Uint8Array) this.sharedBuffers.release(old, this.isStored);
-    if (e.value instanceof Uint8Array) this.sharedBuffers.adopt(e, e.value);
+    if (e.slab !== null) this.slabs.release(e.slab);
   }
 
   /** Removes every key; returns how many were stored. */
@@ -319,7 +315,7 @@ export class Keyspace {
     }
     this.map = new Map();
     this.arena.reset();
-    this.sharedBuffers.clear();
+    this.slabs.clear();
     this.scan.clear();
     this.lru.clear();
     this.heap.clear();

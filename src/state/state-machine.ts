@@ -109,8 +109,8 @@ export interface StateStats {
   readonly arenaReservedBytes: number;
   /** Small values held in those slabs. */
   readonly arenaValues: number;
-  /** Bytes of buffers shared by restored string values (shared-buffers.ts). */
-  readonly sharedBufferBytes: number;
+  /** Bytes of the slabs holding string values (value-slabs.ts). */
+  readonly valueSlabBytes: number;
 }
 
 export interface ReadOptions {
@@ -269,7 +269,7 @@ export class StateMachine {
       memoryUsedBytes: this.keys.memoryUsed,
       arenaReservedBytes: this.keys.arena.reservedBytes,
       arenaValues: this.keys.arena.liveValues,
-      sharedBufferBytes: this.keys.sharedBuffers.reservedBytes,
+      valueSlabBytes: this.keys.slabs.reservedBytes,
     };
   }
 
@@ -347,8 +347,8 @@ export class StateMachine {
           throw new CodecError(`snapshot key '${key}' has a bad expiry ${expiresAtMs}`);
         }
         const stored = keys.storedCount;
-        // A view of a batch's buffer (a restore's values are not copied one by one): counted, see shared-buffers.ts.
-        if (type === 'string' && value.byteLength !== value.buffer.byteLength) keys.sharedBuffers.share(value.buffer);
+        // A view of a batch's buffer (a restore's values are not copied one by one): a slab of its own, see value-slabs.ts.
+        if (type === 'string' && value.byteLength !== value.buffer.byteLength) keys.slabs.share(value.buffer);
         keys.create(key, keyBytes, decodeValue(type, value, keys.arena), expiresAtMs ?? NO_EXPIRY);
         // A repeated key replaced the first in the map only: the state is inconsistent, but it is thrown away.
         if (keys.storedCount === stored) throw new CodecError(`snapshot repeats key '${key}'`);

@@ -56,7 +56,7 @@ export function forEachPackedKeyRow(batch: PackedKeyRows, visit: PackedKeyRowVis
   const { values } = batch;
   forEachPackedRowSpan(batch, (keys, keyStart, keyEnd, typeCode, valueStart, valueEnd, expiresAtMs) => {
     // A view, not a copy: the state counts the batch's values still stored and copies them out
-    // once half are gone (src/state/shared-buffers.ts), so survivors never hold it for long.
+    // once half are gone (src/state/value-slabs.ts), so survivors never hold it for long.
     const value = new Uint8Array(values.buffer, values.byteOffset + valueStart, valueEnd - valueStart);
     visit(keys.toString('utf8', keyStart, keyEnd), keyEnd - keyStart, KEY_TYPES[typeCode] as KeyType, value, expiresAtMs === NO_EXPIRY ? null : expiresAtMs);
   });

@@ -1,6 +1,7 @@
 /**
- * Restored string values are views of their batch's buffer (packed-key-rows.ts);
- * the state counts them and copies the survivors out once half are gone.
+ * String values live in slabs (value-slabs.ts): written ones are copied into
+ * the current slab, restored ones stay views of their batch's buffer; a full
+ * slab whose values are half gone is let go, its survivors copied.
  */
 import { describe, expect, it } from 'vitest';
 import { StateMachine } from '../../../src/state/index.ts';
@@ -8,6 +9,7 @@ import type { KeyRow } from '../../../src/state/index.ts';
 import { KEY_TYPE_CODES, NO_EXPIRY, PackedKeyRowsBuilder } from '../../../src/storage/packed-key-rows.ts';
 import type { PackedKeyRows } from '../../../src/storage/packed-key-rows.ts';
 import { forEachPackedKeyRow } from '../../../src/storage/index.ts';
+import { MAX_SLAB_VALUE_BYTES, SLAB_BYTES, YOUNG_VALUES } from '../../../src/state/value-slabs.ts';
 import { b, Harness, s } from './helpers.ts';
 
 const PER_BATCH = 10;
@@ -42,14 +44,14 @@ function storedValue(h: Harness, key: string): Uint8Array {
   return r.value;
 }
 
-describe('restored values sharing their batch buffer', () => {
+describe('restored values: views of their batch buffer', () => {
   it('share it until half are gone; then the rest get buffers of their own and the batch is let go', () => {
     const first = packed(rowsOf(1));
     const second = packed(rowsOf(2));
     const h = restoredFromBatches([first, second], [{ key: 'list', type: 'list', value: new Uint8Array([1, 1, 0x61]), expiresAtMs: null }]);
     const reference = restoredFromCopies([...rowsOf(1), ...rowsOf(2), { key: 'list', type: 'list', value: new Uint8Array([1, 1, 0x61]), expiresAtMs: null }]);
     expect(h.sm.digest()).toBe(reference.sm.digest());
-    expect(h.sm.stats().sharedBufferBytes).toBe(first.values.buffer.byteLength + second.values.buffer.byteLength);
+    expect(h.sm.stats().valueSlabBytes).toBe(first.values.buffer.byteLength + second.values.buffer.byteLength);
     expect(storedValue(h, 'b1:9').buffer).toBe(first.values.buffer);
 
     // Four overwrites and a delete: five of ten are gone, which is half.
@@ -63,12 +65,13 @@ describe('restored values sharing their batch buffer', () => {
       // Before the fifth, the batch is still shared.
       if (n < changes.length - 1) expect(storedValue(h, 'b1:9').buffer).toBe(first.values.buffer);
     }
-    expect(h.sm.stats().sharedBufferBytes).toBe(second.values.buffer.byteLength);
+    // The survivors of the first batch moved to a slab of their own kind (the writes are young still).
+    expect(h.sm.stats().valueSlabBytes).toBe(second.values.buffer.byteLength + SLAB_BYTES);
+    const current = storedValue(h, 'b1:5').buffer;
     for (let i = 5; i < PER_BATCH; i++) {
       const value = storedValue(h, `b1:${i}`);
       expect(s(value)).toBe(`value 1.${i}`);
-      expect(value.buffer).not.toBe(first.values.buffer);
-      expect(value.byteLength).toBe(value.buffer.byteLength);
+      expect(value.buffer).toBe(current);
     }
     expect(storedValue(h, 'b2:0').buffer).toBe(second.values.buffer);
     expect(h.sm.digest()).toBe(reference.sm.digest());
@@ -86,16 +89,16 @@ describe('restored values sharing their batch buffer', () => {
     expect(h.apply(failing).kind).toBe('error');
     expect(storedValue(h, 'b1:0').buffer).toBe(batch.values.buffer);
     for (let i = 1; i <= 5; i++) h.apply({ op: 'set', key: `b1:${i}`, value: b('other') });
-    expect(h.sm.stats().sharedBufferBytes).toBe(0);
+    expect(h.sm.stats().valueSlabBytes).toBe(SLAB_BYTES);
     expect(storedValue(h, 'b1:0').buffer).not.toBe(batch.values.buffer);
     expect(s(storedValue(h, 'b1:0'))).toBe('value 1.0');
   });
 
   it('are let go by Clear', () => {
     const h = restoredFromBatches([packed(rowsOf(1))]);
-    expect(h.sm.stats().sharedBufferBytes).toBeGreaterThan(0);
+    expect(h.sm.stats().valueSlabBytes).toBeGreaterThan(0);
     h.apply({ op: 'clear' });
-    expect(h.sm.stats().sharedBufferBytes).toBe(0);
+    expect(h.sm.stats().valueSlabBytes).toBe(0);
   });
 
   it('answer and digest as copies would, through random writes, deletes, expiries and Txns', () => {
@@ -125,5 +128,58 @@ describe('restored values sharing their batch buffer', () => {
       expect(h.sm.digest()).toBe(reference.sm.digest());
     }
     for (const row of rows) expect(h.read({ op: 'get', key: row.key })).toEqual(reference.read({ op: 'get', key: row.key }));
+  });
+});
+
+describe('written values: copies in the current slab', () => {
+  it('stay views of their log entry for YOUNG_VALUES writes, then share a slab; a value handed out never changes', () => {
+    const h = new Harness();
+    for (let i = 0; i < 3; i++) h.apply({ op: 'set', key: `k${i}`, value: b(`first ${i}`) });
+    const young = [0, 1, 2].map((i) => storedValue(h, `k${i}`));
+    expect(h.sm.stats().valueSlabBytes).toBe(0);
+    // Ten hot keys written over and over: at the promotion only their last values are copied.
+    for (let i = 0; i < YOUNG_VALUES; i++) h.apply({ op: 'set', key: `hot${i % 10}`, value: b(`filler ${i}`) });
+    const promoted = [0, 1, 2].map((i) => storedValue(h, `k${i}`));
+    expect(new Set(promoted.map((v) => v.buffer)).size).toBe(1);
+    expect(promoted[0]?.buffer).not.toBe(young[0]?.buffer);
+    expect(h.sm.stats().valueSlabBytes).toBe(SLAB_BYTES);
+    for (let round = 0; round < 100; round++) h.apply({ op: 'set', key: 'k0', value: b(`round ${round}`) });
+    h.apply({ op: 'delete', keys: ['k1'] });
+    expect(young.map((v) => s(v))).toEqual(['first 0', 'first 1', 'first 2']);
+    expect(promoted.map((v) => s(v))).toEqual(['first 0', 'first 1', 'first 2']);
+    expect([h.get('k0'), h.get('k1'), h.get('k2'), h.get(`hot${(YOUNG_VALUES - 1) % 10}`)]).toEqual(['round 99', null, 'first 2', `filler ${YOUNG_VALUES - 1}`]);
+  });
+
+  it('let go of full slabs once half their values are gone: memory stays within twice the live bytes, plus the current slab', () => {
+    const h = new Harness();
+    const reference = new Harness();
+    const valueBytes = 1024;
+    const keys = 1000; // about four slabs
+    let seed = 11;
+    const random = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const live = new Set<string>();
+    let peak = 0;
+    for (let step = 0; step < 10_000; step++) {
+      const key = `k${random(keys)}`;
+      const command = random(10) === 0 ? { op: 'delete' as const, keys: [key] } : { op: 'set' as const, key, value: new Uint8Array(valueBytes).fill(step & 0xff) };
+      const result = h.apply(command);
+      if (result.kind !== reference.apply(command).kind) throw new Error(`step ${step}: ${command.op} answered differently`);
+      if (command.op === 'set') live.add(key);
+      else live.delete(key);
+      const slabBytes = h.sm.stats().valueSlabBytes;
+      peak = Math.max(peak, slabBytes);
+      if (slabBytes > 2 * live.size * valueBytes + 2 * SLAB_BYTES) throw new Error(`step ${step}: ${slabBytes} bytes of slabs for ${live.size} values`);
+    }
+    // Without letting go, every write would still be held: 9,000 values of 1 KiB.
+    expect(peak).toBeLessThan(4 * keys * valueBytes);
+    expect(h.sm.digest()).toBe(reference.sm.digest());
+    for (let i = 0; i < keys; i++) expect(h.read({ op: 'get', key: `k${i}` })).toEqual(reference.read({ op: 'get', key: `k${i}` }));
+  });
+
+  it('keep a value too large for a slab in a buffer of its own', () => {
+    const h = new Harness();
+    h.apply({ op: 'set', key: 'big', value: new Uint8Array(MAX_SLAB_VALUE_BYTES + 1).fill(1) });
+    expect(h.sm.stats().valueSlabBytes).toBe(0);
+    expect(storedValue(h, 'big').length).toBe(MAX_SLAB_VALUE_BYTES + 1);
   });
 });
