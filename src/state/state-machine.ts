@@ -365,6 +365,7 @@ export class StateMachine {
         }
       },
       finish() {
+        keys.slabs.endSharing();
         sm.applied = position.lastAppliedIndex;
         sm.logTime = position.logTimeMs;
         sm.becomeBase();

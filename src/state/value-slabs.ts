@@ -31,6 +31,8 @@ export interface SlabHolder {
 export const SLAB_BYTES = 256 << 10;
 /** Values above this size keep a buffer of their own: copying them costs more than the objects saved. */
 export const MAX_SLAB_VALUE_BYTES = 16 << 10;
+/** Values up to this size gain nothing from a slab: V8 keeps a typed array this small on its heap, one object, no backing store. */
+export const ON_HEAP_BYTES = 64;
 /** Written values wait this many writes, or this many bytes, before the ones still held are copied into a slab. */
 export const YOUNG_VALUES = 4096;
 export const YOUNG_BYTES = 1 << 20;
@@ -81,7 +83,12 @@ export class ValueSlabs<E extends SlabHolder> {
     this.reserved += buffer.byteLength;
   }
 
-  /** `e` now holds `value` (its `slab` must be null): counted if it is a view of the shared batch, else young (unless too large for a slab). */
+  /** The restore is over: writes no longer look for views of its batches (reading a small typed array's buffer would move it off V8's heap). */
+  endSharing(): void {
+    this.sharing = null;
+  }
+
+  /** `e` now holds `value` (its `slab` must be null): counted if it is a view of the shared batch, else young (unless too small or too large for a slab). */
   hold(e: E, value: Uint8Array): void {
     const sharing = this.sharing;
     if (sharing !== null && value.buffer === sharing.buffer) {
@@ -90,10 +97,11 @@ export class ValueSlabs<E extends SlabHolder> {
       sharing.live++;
       return;
     }
-    if (value.length > MAX_SLAB_VALUE_BYTES) return;
+    const length = value.length;
+    if (length <= ON_HEAP_BYTES || length > MAX_SLAB_VALUE_BYTES) return;
     this.youngEntries.push(e);
     this.youngValues.push(value);
-    this.youngBytes += value.length;
+    this.youngBytes += length;
     if (this.youngEntries.length >= YOUNG_VALUES || this.youngBytes >= YOUNG_BYTES) this.promote();
   }
 
@@ -163,8 +171,8 @@ export class ValueSlabs<E extends SlabHolder> {
       e.slab = null;
       if (!this.isStored(e)) continue;
       const held = e.value as Uint8Array;
-      // A restore's batch may hold a value too large for a slab: that one gets a buffer of its own.
-      e.value = held.length > MAX_SLAB_VALUE_BYTES ? new Uint8Array(held) : this.copyIn(e, held);
+      // A restore's batch may hold values too small or too large for a slab: those get an array of their own.
+      e.value = held.length <= ON_HEAP_BYTES || held.length > MAX_SLAB_VALUE_BYTES ? new Uint8Array(held) : this.copyIn(e, held);
     }
   }
 }
