@@ -107,7 +107,7 @@ export function encodeEntry(payload: EntryPayload): Uint8Array {
     writer.varint(payload.session.sequence);
   }
   writeCommand(writer, payload.command, false);
-  return writer.finish();
+  return writer.finishPooled();
 }
 
 export function decodeEntry(bytes: Uint8Array): EntryPayload {

@@ -72,9 +72,19 @@ describe('command codec', () => {
     expect(Array.from(bytes)).toEqual([1, 1, 0xac, 0x02, 1, 0x63, 7, OPCODES.set, 1, 0x6b, 1, 5, 1, 0x76]);
   });
 
+  it('puts small entries in buffers pooled with other entries, and large ones in buffers of their own', () => {
+    const entries = [1, 2, 3].map((i) => encodeEntry({ timeMs: i, session: null, command: { op: 'set', key: `k${i}`, value: new Uint8Array(200).fill(i) } }));
+    // Three entries of ~210 bytes: at most one pool boundary falls between them.
+    expect(new Set(entries.map((e) => e.buffer)).size).toBeLessThan(3);
+    for (const e of entries) expect(e.buffer.byteLength).toBeGreaterThan(e.length);
+    expect(entries.map((e, i) => { const c = decodeEntry(e).command; return c.op === 'set' && c.value[0] === i + 1 && c.key; })).toEqual(['k1', 'k2', 'k3']);
+    const large = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'big', value: new Uint8Array(8192) } });
+    expect(large.buffer.byteLength).toBe(large.length);
+  });
+
   it('keeps large values as views of the entry when the entry owns its buffer, and copies them when not', () => {
     const value = new Uint8Array(200).fill(7);
-    const own = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value } });
+    const own = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value } }).slice();
     const decoded = decodeEntry(own).command;
     expect(decoded.op === 'set' && decoded.value.buffer).toBe(own.buffer);
     const shared = new Uint8Array(4096);
