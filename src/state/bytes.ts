@@ -42,8 +42,8 @@ export function utf8Length(s: string): number {
  * a buffer each, a leader's million entries were a million ArrayBuffers that
  * died together when a snapshot compacted the log, and V8 then spent 0.8–0.9 s
  * of one scavenge freeing their backing stores. A pooled buffer lives until
- * its last entry is compacted away (the state copies values out, see
- * ByteReader.bytes).
+ * its last entry is compacted away and the string values read from it are
+ * in slabs (ByteReader.stringValue).
  */
 const POOL_BYTES = 64 << 10;
 const POOLED_MAX_BYTES = 4 << 10;
@@ -227,9 +227,26 @@ export class ByteReader {
   }
 
   /**
+   * bytes() for a string value (Set's): the state copies one that lasts into
+   * a slab (value-slabs.ts), so its view may also share a buffer of up to
+   * POOL_BYTES, such as a pooled log entry's: a copy would cost an
+   * ArrayBuffer per write.
+   */
+  stringValue(): Uint8Array {
+    const len = this.length();
+    const start = this.pos;
+    this.pos += len;
+    const buf = this.buf;
+    if (len > SMALL_COPY_BYTES && buf.buffer.byteLength <= Math.max(POOL_BYTES, buf.byteLength + SHARED_BUFFER_SLACK_BYTES)) {
+      return new Uint8Array(buf.buffer, buf.byteOffset + start, len);
+    }
+    return this.copy(start, len);
+  }
+
+  /**
    * A length-prefixed byte string. Large values are views of the input when
-   * the input owns its buffer (no copy, the common case for a log entry), and
-   * copies otherwise, so a small value never pins a large shared buffer.
+   * the input owns its buffer (no copy), and copies otherwise, so a small
+   * value never pins a large shared buffer.
    */
   bytes(): Uint8Array {
     const len = this.length();
@@ -240,6 +257,11 @@ export class ByteReader {
       if (this.share < 0) this.share = buf.buffer.byteLength <= buf.byteLength + SHARED_BUFFER_SLACK_BYTES ? 1 : 0;
       if (this.share === 1) return new Uint8Array(buf.buffer, buf.byteOffset + start, len);
     }
+    return this.copy(start, len);
+  }
+
+  private copy(start: number, len: number): Uint8Array {
+    const buf = this.buf;
     const out = new Uint8Array(len);
     for (let i = 0; i < len; i++) out[i] = buf[start + i] as number;
     return out;

@@ -292,7 +292,7 @@ function readCommand(r: ByteReader, inTxn: boolean): Command {
       const condition = CONDITIONS[flags & 3];
       if (condition === undefined || (flags & ~7) !== 0) throw new CodecError(`set has bad flags 0x${flags.toString(16)}`);
       const ttlMs = r.varint();
-      return { op: 'set', key, ttlMs, condition, keepTtl: (flags & SET_KEEP_TTL) !== 0, value: r.bytes() };
+      return { op: 'set', key, ttlMs, condition, keepTtl: (flags & SET_KEEP_TTL) !== 0, value: r.stringValue() };
     }
     case OPCODES.delete:
       return { op: 'delete', keys: readStrings(r) };

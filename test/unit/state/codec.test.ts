@@ -82,16 +82,22 @@ describe('command codec', () => {
     expect(large.buffer.byteLength).toBe(large.length);
   });
 
-  it('keeps large values as views of the entry when the entry owns its buffer, and copies them when not', () => {
+  it('reads a large Set value as a view of its entry (the state copies a lasting one into a slab); list items as views only of an entry that owns its buffer', () => {
     const value = new Uint8Array(200).fill(7);
-    const own = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value } }).slice();
-    const decoded = decodeEntry(own).command;
-    expect(decoded.op === 'set' && decoded.value.buffer).toBe(own.buffer);
-    const shared = new Uint8Array(4096);
-    shared.set(own, 100);
-    const view = shared.subarray(100, 100 + own.length);
-    const copied = decodeEntry(view).command;
-    expect(copied.op === 'set' && copied.value.buffer).not.toBe(shared.buffer);
+    const pooled = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value } });
+    const set = decodeEntry(pooled).command;
+    expect(set.op === 'set' && set.value.buffer).toBe(pooled.buffer);
+    const push = encodeEntry({ timeMs: 1, session: null, command: { op: 'rpush', key: 'l', values: [value] } });
+    const item = decodeEntry(push).command;
+    expect(item.op === 'rpush' && item.values[0]?.buffer).not.toBe(push.buffer);
+    const own = push.slice();
+    const viewed = decodeEntry(own).command;
+    expect(viewed.op === 'rpush' && viewed.values[0]?.buffer).toBe(own.buffer);
+    // A Set value in a buffer larger than a pool (a big message's) is copied: it must not pin it.
+    const foreign = new Uint8Array(128 << 10);
+    foreign.set(pooled, 100);
+    const copied = decodeEntry(foreign.subarray(100, 100 + pooled.length)).command;
+    expect(copied.op === 'set' && copied.value.buffer).not.toBe(foreign.buffer);
     expect(copied.op === 'set' && Array.from(copied.value)).toEqual(Array.from(value));
   });
 
