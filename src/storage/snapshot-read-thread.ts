@@ -61,12 +61,20 @@ export class ReadPriority {
     return this.lowered;
   }
 
-  /** @internal readSnapshotRowsInWorker's batch pacing: the thread's wait for a core so far, or null when it need not be known. */
-  waitedNow(): number | null {
-    return this.lowered ? this.threadWaitMs() : null;
+  /**
+   * @internal readSnapshotRowsInWorker's pacing: called as a batch begins, a
+   * function that gives the pause to take once it ends; null when not giving
+   * way (or the wait cannot be known).
+   */
+  pacer(): (() => number) | null {
+    if (!this.lowered) return null;
+    const began = performance.now();
+    const waitedBefore = this.threadWaitMs();
+    if (waitedBefore === null) return null;
+    return () => this.pauseAfter(performance.now() - began, (this.threadWaitMs() ?? waitedBefore) - waitedBefore);
   }
 
-  /** @internal The pause after a batch that took `wallMs`, of which the thread waited `waitedMs` for a core (waitedNow() after minus before). */
+  /** @internal The pause after a batch that took `wallMs`, of which the thread waited `waitedMs` for a core. */
   pauseAfter(wallMs: number, waitedMs: number): number {
     return this.lowered && waitedMs > wallMs * BUSY_WAIT_SHARE ? wallMs * BUSY_PAUSE_FACTOR : 0;
   }
@@ -136,8 +144,7 @@ export function readSnapshotRowsInWorker(
       const batch = waiting.shift();
       let pauseMs = 0;
       if (batch !== undefined) {
-        const began = performance.now();
-        const waitedBefore = priority?.waitedNow() ?? null;
+        const pause = priority?.pacer() ?? null;
         try {
           onKeys(batch);
         } catch (error) {
@@ -146,8 +153,7 @@ export function readSnapshotRowsInWorker(
         }
         Atomics.add(control, CONSUMED, 1);
         Atomics.notify(control, CONSUMED);
-        const waitedAfter = waitedBefore === null ? null : (priority?.waitedNow() ?? null);
-        if (waitedBefore !== null && waitedAfter !== null) pauseMs = priority?.pauseAfter(performance.now() - began, waitedAfter - waitedBefore) ?? 0;
+        pauseMs = pause?.() ?? 0;
       }
       if (waiting.length > 0) scheduleTake(pauseMs);
       else if (done !== null) settle({ sessions: done });
