@@ -158,7 +158,8 @@ function all(values: readonly Uint8Array[]): Uint8Array[] {
 function fieldsOf(fields: FieldsInput): Record<string, Uint8Array> {
   const entries = fields instanceof Map ? [...(fields as ReadonlyMap<string, Value>)] : Object.entries(fields as Readonly<Record<string, Value>>);
   if (entries.length === 0) throw invalidArgument('hset needs at least one field');
-  const out: Record<string, Uint8Array> = {};
+  // No prototype: a field may be named __proto__, which `{}[field] = value` would not store.
+  const out = Object.create(null) as Record<string, Uint8Array>;
   for (const [field, value] of entries) out[field] = toBytes(value);
   return out;
 }

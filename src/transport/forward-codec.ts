@@ -204,7 +204,8 @@ function readReply(r: Reader, end: number): ForwardedReply {
   let code = 0;
   let response: Uint8Array = new Uint8Array(0);
   let details = '';
-  const trailers: Record<string, string> = {};
+  // No prototype: a trailer may be named __proto__, which `{}[key] = value` would not store.
+  const trailers = Object.create(null) as Record<string, string>;
   while (r.pos < end) {
     const tag = r.uint32('forwarded reply tag');
     switch (tag) {

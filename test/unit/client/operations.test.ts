@@ -157,6 +157,27 @@ describe('lists and hashes', () => {
     expect(noSession(server.received('HSet')[1])).toEqual({ key: 'h', fields: { f: Buffer.from('w') } });
     expect(noSession(server.received('HDel')[0])).toEqual({ key: 'h', fields: ['f', 'x'] });
   });
+
+  it('hset and hgetall keep fields named like Object.prototype members (__proto__, constructor)', async () => {
+    const stored = new Map<string, Buffer>();
+    const { client } = await setup({
+      kv: {
+        HSet: (r) => {
+          const fields = Object.entries(r['fields'] as Record<string, Buffer>);
+          for (const [f, v] of fields) stored.set(f, v);
+          return { added: fields.length };
+        },
+        HGetAll: () => ({ fields: Object.fromEntries(stored) }),
+      },
+    });
+    await expect(client.hset('h', new Map([['__proto__', 'p'], ['constructor', 'c']]))).resolves.toBe(2);
+    await expect(client.hset('h', Object.fromEntries([['__proto__', 'q']]))).resolves.toBe(1);
+    const all = await client.hgetall('h');
+    expect([...all].map(([f, v]) => [f, text(v)])).toEqual([
+      ['__proto__', 'q'],
+      ['constructor', 'c'],
+    ]);
+  });
 });
 
 describe('txn', () => {

@@ -395,6 +395,13 @@ describe('codec: forwarded calls and replies are raft.proto', () => {
     );
   });
 
+  it('keeps a trailer of any legal metadata name, __proto__ too (a plain object would drop it)', () => {
+    // Found by the property above (seed -2022702269): `{}[key] = value` with key __proto__ sets no entry.
+    const trailers = Object.fromEntries([['__proto__', 'a'], ['constructor', 'b'], ['x-leader', 'c']]) as Record<string, string>;
+    const [reply] = decodeForwardedReplies(encodeForwardedReplies([{ id: 7, code: 9, response: new Uint8Array(0), details: 'd', trailers }]));
+    expect(Object.entries(reply?.trailers ?? {})).toEqual([['__proto__', 'a'], ['constructor', 'b'], ['x-leader', 'c']]);
+  });
+
   it('refuses a batch cut in the middle of a call', () => {
     const bytes = encodeForwardedCalls([{ id: 1, method: '/quorumkv.v1.KV/Set', timeoutMs: 100, request: new Uint8Array([1, 2, 3]), user: '', authorization: '' }]);
     expect(() => decodeForwardedCalls(bytes.subarray(0, bytes.length - 2))).toThrow(MalformedMessageError);
