@@ -62,6 +62,8 @@ export interface InstallSnapshot extends Envelope {
 
 export interface TimeoutNow extends Envelope {
   readonly type: 'timeoutNow';
+  /** The leader's commit index, capped at what the target holds: it learns the commit (a promotion among it) before campaigning. */
+  readonly commit: number;
 }
 
 export type Message =

@@ -323,7 +323,7 @@ export class Raft {
     this.transferElapsed = 0;
     this.logger.info({ to, term: this.term }, 'transferring leadership');
     if (pr.match === this.log.lastIndex()) {
-      this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
+      this.sendTimeoutNow(to, pr.match);
     } else {
       this.forceAppend.add(to);
       this.appendsPending = true;
@@ -507,6 +507,11 @@ export class Raft {
 
   get currentRole(): Role {
     return this.role;
+  }
+
+  /** The node leadership is being handed to, or '' (none, or the transfer ended or was aborted). */
+  get transferTarget(): NodeId {
+    return this.leadTransferee;
   }
 
   get leader(): NodeId {
@@ -760,6 +765,8 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case 'timeoutNow':
+        // First the commit it carries, which may make this node a voter (a promotion just committed).
+        this.commitTo(m.commit);
         this.logger.info({ from: m.from, term: this.term }, 'leadership handed over: campaigning now');
         this.campaign('transfer');
         return;
@@ -848,7 +855,7 @@ export class Raft {
       this.maybeCommit();
       this.appendsPending = true;
       if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-        this.send({ type: 'timeoutNow', from: this.id, to: m.from, term: this.term });
+        this.sendTimeoutNow(m.from, pr.match);
       }
     }
   }
@@ -888,6 +895,11 @@ export class Raft {
       for (const requestId of waiting) this.queueRead(requestId);
     }
     return true;
+  }
+
+  /** TimeoutNow to a transferee that holds the log up to `match`: with the commit it may learn, as a heartbeat's. */
+  private sendTimeoutNow(to: NodeId, match: number): void {
+    this.send({ type: 'timeoutNow', from: this.id, to, term: this.term, commit: Math.min(match, this.log.committed) });
   }
 
   private commitTo(index: number): void {

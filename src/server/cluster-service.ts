@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../state/index.ts';
 import type { NodeStorage } from '../storage/index.ts';
 import { encodeMemberContext } from './address-book.ts';
 import type { AddressBook } from './address-book.ts';
-import { DeadlineError, NoLeaderError } from './errors.ts';
+import { DeadlineError, NoLeaderError, TransferAbortedError } from './errors.ts';
 import { FORWARDED_HEADER } from './forwarder.ts';
 import type { ForwardedFor, Forwarder } from './forwarder.ts';
 import { forwardedFor, guardService } from './auth.ts';
@@ -156,6 +156,8 @@ export class ClusterService {
       await new Promise((resolve) => setTimeout(resolve, 20));
       const status = node.status;
       if (status.leader === id) return { leader_id: id, term: status.term };
+      // Still leading and no longer handing over: the transfer ran out its election timeout (as etcd's MoveLeader, say so now).
+      if (node.isLeader && node.transferTarget !== id) throw new TransferAbortedError(id, node.id);
     }
     throw new DeadlineError(timeoutMs);
   }

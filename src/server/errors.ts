@@ -28,6 +28,14 @@ export class LeadershipLostError extends NodeError {
   }
 }
 
+/** A leadership transfer ran out its election timeout and was aborted: the leader stays (as etcd's leader-transfer timeout). */
+export class TransferAbortedError extends NodeError {
+  readonly code = 'TRANSFER_ABORTED';
+  constructor(to: NodeId, leader: NodeId) {
+    super(`the leadership transfer to ${to} did not complete within an election timeout and was aborted; ${leader} still leads: retry`);
+  }
+}
+
 /** This node is shutting down. */
 export class NodeStoppedError extends NodeError {
   readonly code = 'NODE_STOPPED';

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ConfChangeError, NotLeaderError, ProposalDroppedError, RaftError, TransferError } from '../raft/index.ts';
 import { StateError } from '../state/index.ts';
-import { DeadlineError, LeaderUnreachableError, LeadershipLostError, NoLeaderError, NodeError, NodeStoppedError, OutcomeUnknownError, StateRestoringError } from './errors.ts';
+import { DeadlineError, LeaderUnreachableError, LeadershipLostError, NoLeaderError, NodeError, NodeStoppedError, OutcomeUnknownError, StateRestoringError, TransferAbortedError } from './errors.ts';
 import { ProtoRangeError } from '../proto/loader.ts';
 
 /** Metadata keys that name the leader on UNAVAILABLE, so clients go straight to it. */
@@ -61,7 +61,8 @@ export function toStatus(error: unknown, leader: LeaderHint | null): StatusError
     error instanceof NodeStoppedError ||
     error instanceof ProposalDroppedError ||
     error instanceof OutcomeUnknownError ||
-    error instanceof StateRestoringError
+    error instanceof StateRestoringError ||
+    error instanceof TransferAbortedError
   ) {
     const metadata = new grpc.Metadata();
     if (leader !== null && leader.id !== '') {

@@ -396,6 +396,11 @@ export class RaftNode {
     return this.raft.currentRole === 'leader';
   }
 
+  /** Leader only: the node leadership is being handed to, '' when none (a transfer that timed out is aborted). */
+  get transferTarget(): NodeId {
+    return this.raft.transferTarget;
+  }
+
   get leader(): NodeId {
     return this.raft.leader;
   }

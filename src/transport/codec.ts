@@ -72,6 +72,7 @@ const APPEND_RESP_HINT_TERM = 4;
 const HEARTBEAT_COMMIT = 1;
 const HEARTBEAT_READ_ROUND = 2;
 const HEARTBEAT_RESP_READ_ROUND = 1;
+const TIMEOUT_NOW_COMMIT = 1;
 // InstallSnapshot
 const INSTALL_SNAPSHOT_META = 1;
 // Entry
@@ -163,7 +164,7 @@ function bodySize(m: Message): number {
     case 'snapshot':
       return lengthFieldSize(metaSize(m.snapshot));
     case 'timeoutNow':
-      return 0;
+      return uintFieldSize(m.commit);
   }
 }
 
@@ -235,6 +236,7 @@ function writeBody(w: Writer, m: Message): void {
       writeMeta(w, m.snapshot);
       return;
     case 'timeoutNow':
+      w.uint(TIMEOUT_NOW_COMMIT, m.commit, 'commit');
       return;
   }
 }
@@ -517,7 +519,7 @@ function readBody(r: Reader, type: Message['type'], from: NodeId, to: NodeId, te
       if (meta === null) throw new MalformedMessageError(`a snapshot message from '${from}' has no snapshot meta`);
       return { type, from, to, term, snapshot: meta };
     case 'timeoutNow':
-      return { type, from, to, term };
+      return { type, from, to, term, commit: f1 };
   }
 }
 

@@ -144,6 +144,22 @@ describe('failures', () => {
     expect(text(got['value'])).toBe('yes');
   }, 60_000);
 
+  it('a leadership transfer to a member that is down fails once it is aborted, not at the call deadline', async () => {
+    cluster = await TestCluster.start({ size: 3 });
+    const leader = await cluster.waitForLeader();
+    const victim = cluster.specs.map((s) => s.id).find((id) => id !== leader) as string;
+    await cluster.kill(victim);
+    const failed = await cluster
+      .client(leader)
+      .call('TransferLeadership', { id: victim }, 30_000)
+      .then(() => null, (error: unknown) => error);
+    expect(failed).toBeInstanceOf(GrpcError);
+    expect(statusName((failed as GrpcError).code)).toBe('UNAVAILABLE');
+    // Aborted after an election timeout (1-2 s): a DEADLINE_EXCEEDED after the 30 s would not be this message.
+    expect((failed as GrpcError).details).toContain(`the leadership transfer to ${victim} did not complete within an election timeout`);
+    expect((await cluster.client(leader).call('Status'))['role']).toBe('LEADER');
+  }, 60_000);
+
   it('a second node on the same data dir is refused with one clear line', async () => {
     cluster = await TestCluster.start({ size: 1 });
     const spec = cluster.spec('n1');

@@ -63,8 +63,10 @@ export class GrpcError extends Error {
     readonly code: grpc.status,
     readonly details: string,
     readonly metadata: grpc.Metadata,
+    /** Which call failed, for the message: a test that makes many calls then says which one. */
+    call = '',
   ) {
-    super(`${grpc.status[code]}: ${details}`);
+    super(`${call === '' ? '' : `${call}: `}${grpc.status[code]}: ${details}`);
   }
 }
 
@@ -97,7 +99,7 @@ export class NodeClient {
     if (fn === undefined) throw new Error(`no method ${method}`);
     return new Promise((resolveCall, reject) =>
       fn.call(client, request, this.metadata(), { deadline: Date.now() + timeoutMs }, (error, reply) => {
-        if (error !== null) reject(new GrpcError(error.code, error.details, error.metadata));
+        if (error !== null) reject(new GrpcError(error.code, error.details, error.metadata, `${method} (${timeoutMs} ms deadline)`));
         else resolveCall(reply ?? {});
       }),
     );

@@ -55,7 +55,7 @@ describe('a node told it was removed', () => {
     const removedAt = removeWhileCutOff(cluster);
     const c = cluster.node('c');
     c.reportRemoved(removedAt);
-    c.step({ type: 'timeoutNow', from: 'a', to: 'c', term: c.currentTerm });
+    c.step({ type: 'timeoutNow', from: 'a', to: 'c', term: c.currentTerm, commit: 0 });
     expect(c.currentRole).toBe('follower');
     expect(ofType(outbox(c), 'vote')).toEqual([]);
   });

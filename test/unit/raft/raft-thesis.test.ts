@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfChangeError, ProposalDroppedError, RaftInvariantError, TransferError, isLeaderMessage } from '../../../src/raft/index.ts';
+import type { NodeId } from '../../../src/raft/index.ts';
 import { TestCluster, data, drain, newJoiner, newRaft, ofType, outbox, restartRaft } from './harness.ts';
 
 describe('§9.6 PreVote', () => {
@@ -341,6 +342,32 @@ describe('§3.10 leadership transfer', () => {
     cluster.tickAll(12);
     expect(cluster.node('a').currentRole).toBe('leader');
     expect(() => cluster.node('a').propose([data('x')])).not.toThrow();
+  });
+
+  it('a transfer right after a promotion: the target campaigns though it had not yet heard the promotion commit', () => {
+    const cluster = new TestCluster(['a', 'b', 'c']);
+    cluster.elect('a');
+    cluster.node('a').proposeConfChange({ type: 'addLearner', nodeId: 'd', context: '' });
+    cluster.add('d', newJoiner('d'));
+    cluster.tickAll(2);
+    // The promotion commits at a, but d has the entry without knowing it committed: still a learner to itself.
+    const a = cluster.node('a');
+    a.proposeConfChange({ type: 'promote', nodeId: 'd', context: '' });
+    const deliver = (from: NodeId): void => {
+      for (const m of drain(cluster.node(from), cluster.disks.get(from))?.messages ?? []) cluster.node(m.to).step(m);
+    };
+    deliver('a'); // the entry, to b, c and d
+    for (const id of ['b', 'c', 'd']) deliver(id); // their acknowledgements: a commits
+    cluster.cutOneWay('a', 'd');
+    cluster.settle();
+    cluster.healAll();
+    expect(a.membership.voters).toContain('d');
+    expect(cluster.node('d').membership.voters).not.toContain('d');
+    const term = a.currentTerm;
+    a.transferLeadership('d');
+    cluster.settle();
+    expect(cluster.node('d').currentRole).toBe('leader');
+    expect(cluster.node('d').currentTerm).toBe(term + 1);
   });
 
   it('a transfer to a non-voter is refused', () => {

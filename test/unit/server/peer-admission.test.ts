@@ -36,7 +36,7 @@ function message(type: Message['type'], from: NodeId, to = 'n1'): Message {
     case 'snapshot':
       return { ...envelope, type, snapshot: { index: 50, term: 3, confState: CONF } };
     case 'timeoutNow':
-      return { ...envelope, type };
+      return { ...envelope, type, commit: 9 };
   }
 }
 

@@ -60,7 +60,7 @@ function messageOf(from: NodeId, to: NodeId): fc.Arbitrary<Message> {
     fc.record({ ...env, type: fc.constant('heartbeat' as const), commit: u64, readRound: u64 }),
     fc.record({ ...env, type: fc.constant('heartbeatResp' as const), readRound: u64 }),
     fc.record({ ...env, type: fc.constant('snapshot' as const), snapshot: fc.record({ index: u64, term: u64, confState }) }),
-    fc.record({ ...env, type: fc.constant('timeoutNow' as const) }),
+    fc.record({ ...env, type: fc.constant('timeoutNow' as const), commit: u64 }),
   );
 }
 const anyMessage = fc.tuple(nodeId, nodeId).chain(([from, to]) => messageOf(from, to));
@@ -92,7 +92,7 @@ const EXAMPLES: Message[] = [
   { type: 'heartbeat', from: 'n1', to: 'n2', term: 3, commit: 98, readRound: 17 },
   { type: 'heartbeatResp', from: 'n1', to: 'n2', term: 3, readRound: 17 },
   { type: 'snapshot', from: 'n1', to: 'n2', term: 5, snapshot: { index: 10_000, term: 4, confState: { voters: ['n1', 'n2', 'n3'], learners: ['n4'] } } },
-  { type: 'timeoutNow', from: 'n1', to: 'n2', term: 5 },
+  { type: 'timeoutNow', from: 'n1', to: 'n2', term: 5, commit: 41 },
 ];
 
 // --- protobufjs's view of a Message ------------------------------------------
@@ -134,7 +134,7 @@ function bodyOf(m: Message): object {
     case 'snapshot':
       return { snapshot: { index: m.snapshot.index, term: m.snapshot.term, conf_state: { voters: [...m.snapshot.confState.voters], learners: [...m.snapshot.confState.learners] } } };
     case 'timeoutNow':
-      return {};
+      return { commit: m.commit };
   }
 }
 
@@ -279,7 +279,7 @@ describe('codec: limits and malformed input', () => {
 
   it('refuses to encode indexes that are not safe non-negative integers', () => {
     for (const term of [-1, 1.5, 2 ** 53, Number.NaN]) {
-      expect(() => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term })).toThrow(RangeError);
+      expect(() => encodeMessage({ type: 'timeoutNow', from: 'a', to: 'b', term, commit: 0 })).toThrow(RangeError);
     }
   });
 

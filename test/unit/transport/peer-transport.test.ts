@@ -191,7 +191,7 @@ describe('PeerTransport', () => {
       { type: 'voteResp', from: 'a', to: 'b', term: 9, reject: true },
       { type: 'append', from: 'a', to: 'b', term: 9, prevIndex: 4, prevTerm: 8, commit: 3, entries: [{ index: 5, term: 9, type: 'normal', data }] },
       { type: 'appendResp', from: 'a', to: 'b', term: 9, reject: false, index: 5, hintIndex: 0, hintTerm: 0 },
-      { type: 'timeoutNow', from: 'a', to: 'b', term: 9 },
+      { type: 'timeoutNow', from: 'a', to: 'b', term: 9, commit: 4 },
     ];
     a.transport.send(messages);
     await waitFor('b to get them', () => b.batches.flat().length === messages.length);
