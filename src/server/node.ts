@@ -32,6 +32,7 @@ import { admitPeer, standingOf } from './peer-admission.ts';
 import { loadProtos } from '../proto/loader.ts';
 import { RaftNode } from './raft-node.ts';
 import { NodeTls } from '../tls/node-tls.ts';
+import { watchMajorGcs } from './major-gc-watch.ts';
 import { WatchHub } from './watch-hub.ts';
 
 export const CLUSTER_ID_FILE = 'cluster-id';
@@ -109,7 +110,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
   }
   const clusterId = await resolveClusterId(config, logger, tls?.clientChannelCredentials() ?? grpc.credentials.createInsecure());
   const storage = NodeStorage.open(config.dataDir, { clusterId, nodeId: config.id, create: true });
-  const stopping: (() => Promise<void> | void)[] = [() => storage.close()];
+  const stopping: (() => Promise<void> | void)[] = [() => storage.close(), watchMajorGcs()];
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   try {

@@ -4,6 +4,7 @@
  * bytes and UTF-8 strings. Numbers stay safe integers end to end.
  */
 import { CodecError, InvalidArgumentError } from './errors.ts';
+import { longLivedBuffers } from './long-lived-buffers.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -43,11 +44,12 @@ export function utf8Length(s: string): number {
  * died together when a snapshot compacted the log, and V8 then spent 0.8–0.9 s
  * of one scavenge freeing their backing stores. A pooled buffer lives until
  * its last entry is compacted away and the string values read from it are
- * in slabs (ByteReader.stringValue).
+ * in slabs (ByteReader.stringValue), so it is a long-lived buffer
+ * (long-lived-buffers.ts).
  */
 const POOL_BYTES = 64 << 10;
 const POOLED_MAX_BYTES = 4 << 10;
-let pool = new Uint8Array(0);
+let pool: Uint8Array = new Uint8Array(0);
 let poolUsed = 0;
 
 export class ByteWriter {
@@ -73,7 +75,7 @@ export class ByteWriter {
     const length = this.pos;
     if (length > POOLED_MAX_BYTES) return this.finish();
     if (poolUsed + length > pool.length) {
-      pool = new Uint8Array(POOL_BYTES);
+      pool = longLivedBuffers().allocate(POOL_BYTES);
       poolUsed = 0;
     }
     const at = poolUsed;

@@ -21,6 +21,8 @@
  *
  * Purely a representation, like the arena: replicas may differ in it.
  */
+import { longLivedBuffers } from './long-lived-buffers.ts';
+
 /** What a slab needs of a stored key (KeyEntry): its value, and the slab that value is counted in. */
 export interface SlabHolder {
   value: unknown;
@@ -152,7 +154,7 @@ export class ValueSlabs<E extends SlabHolder> {
 
   private startSlab(): void {
     const previous = this.currentSlab;
-    this.current = new Uint8Array(SLAB_BYTES);
+    this.current = longLivedBuffers().allocate(SLAB_BYTES);
     this.currentSlab = new Slab(this.current.buffer, false);
     this.used = 0;
     this.reserved += SLAB_BYTES;
