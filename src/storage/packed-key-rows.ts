@@ -72,8 +72,12 @@ const INITIAL_VALUE_BYTES = 256 << 10;
 /**
  * Packs rows into batches, the other direction of forEachPackedKeyRow: the
  * main thread packs a snapshot's rows for the writer thread. Each batch's
- * arrays have buffers of their own, so they can be transferred; the next
- * batch starts with new ones, sized by the last.
+ * arrays have buffers of their own, never reused: the next batch starts with
+ * new ones, sized by the last. Keys and values are in SharedArrayBuffers,
+ * posted without a transfer: a transferred ArrayBuffer still counts as
+ * external memory in the main thread until its next GC, and a whole 1M-key
+ * snapshot's 300 MB of batches started several major GCs of the full heap
+ * there (see src/state/long-lived-buffers.ts). Fields are transferred.
  */
 export class PackedKeyRowsBuilder {
   private keys: Buffer;
@@ -84,8 +88,8 @@ export class PackedKeyRowsBuilder {
   private valueEnd = 0;
 
   constructor() {
-    this.keys = Buffer.allocUnsafeSlow(INITIAL_KEY_BYTES);
-    this.values = Buffer.allocUnsafeSlow(INITIAL_VALUE_BYTES);
+    this.keys = sharedBuffer(INITIAL_KEY_BYTES);
+    this.values = sharedBuffer(INITIAL_VALUE_BYTES);
   }
 
   get rowCount(): number {
@@ -116,8 +120,8 @@ export class PackedKeyRowsBuilder {
   /** The rows added since the last take(), as a batch whose arrays are its own. */
   take(): PackedKeyRows {
     const batch: PackedKeyRows = { rows: this.rows, keys: this.keys, values: this.values, fields: this.fields };
-    this.keys = Buffer.allocUnsafeSlow(Math.max(INITIAL_KEY_BYTES, this.keyEnd));
-    this.values = Buffer.allocUnsafeSlow(Math.max(INITIAL_VALUE_BYTES, this.valueEnd));
+    this.keys = sharedBuffer(Math.max(INITIAL_KEY_BYTES, this.keyEnd));
+    this.values = sharedBuffer(Math.max(INITIAL_VALUE_BYTES, this.valueEnd));
     this.fields = new Float64Array(MAX_BATCH_ROWS * FIELDS_PER_ROW);
     this.rows = 0;
     this.keyEnd = 0;
@@ -126,9 +130,14 @@ export class PackedKeyRowsBuilder {
   }
 }
 
+/** A Buffer over a SharedArrayBuffer of `bytes` (zeroed: fresh pages from the allocator, cheap). */
+function sharedBuffer(bytes: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(bytes));
+}
+
 /** A buffer of at least `needed` bytes (at least twice `buffer`'s) holding `buffer`'s first `used` bytes; a buffer of its own. */
 function grown(buffer: Buffer, used: number, needed: number): Buffer {
-  const next = Buffer.allocUnsafeSlow(Math.max(needed, buffer.length * 2));
+  const next = sharedBuffer(Math.max(needed, buffer.length * 2));
   buffer.copy(next, 0, 0, used);
   return next;
 }

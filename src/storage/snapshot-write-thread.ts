@@ -97,7 +97,8 @@ class WriteCall {
   post(request: WriterRequest): void {
     if (request.kind === 'keys' || request.kind === 'changed') {
       const { batch } = request;
-      this.worker.postMessage(request, [batch.keys.buffer as ArrayBuffer, batch.values.buffer as ArrayBuffer, batch.fields.buffer as ArrayBuffer]);
+      // Keys and values are shared (PackedKeyRowsBuilder), not transferred.
+      this.worker.postMessage(request, [batch.fields.buffer as ArrayBuffer]);
       this.sent++;
     } else {
       this.worker.postMessage(request);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LongLivedBuffers, MIN_ALLOWANCE_BYTES, longLivedBuffers } from '../../../src/state/long-lived-buffers.ts';
 import { encodeEntry } from '../../../src/state/index.ts';
+import { KEY_TYPE_CODES, NO_EXPIRY, PackedKeyRowsBuilder, forEachPackedKeyRow } from '../../../src/storage/packed-key-rows.ts';
 
 const MB = 1 << 20;
 const isShared = (bytes: Uint8Array): boolean => bytes.buffer instanceof SharedArrayBuffer;
@@ -35,6 +36,19 @@ describe('LongLivedBuffers', () => {
     expect(longLivedBuffers().stats().allowanceBytes).toBeGreaterThanOrEqual(MIN_ALLOWANCE_BYTES);
     const entry = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value: new Uint8Array(100) } });
     expect(isShared(entry)).toBe(true);
+  });
+
+  it('snapshot batches for the writer thread share their keys and values (posted without a transfer)', () => {
+    const builder = new PackedKeyRowsBuilder();
+    for (let i = 0; i < 5000; i++) {
+      if (builder.full) builder.take();
+      builder.add(`key:${i}`, KEY_TYPE_CODES.string, new Uint8Array(300).fill(i & 0xff), NO_EXPIRY);
+    }
+    const batch = builder.take();
+    expect(isShared(batch.keys) && isShared(batch.values)).toBe(true);
+    const rows: string[] = [];
+    forEachPackedKeyRow(batch, (key, _bytes, _type, value) => rows.push(`${key}=${value[0]}`));
+    expect(rows.at(-1)).toBe(`key:4999=${4999 & 0xff}`);
   });
 
   it('spares a process the major GCs that plain ArrayBuffers of the same bytes start', () => {
