@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { bootstrapState } from '../raft/index.ts';
 import type { NodeId } from '../raft/index.ts';
 import { NodeStorage } from '../storage/index.ts';
+import { longLivedCopy } from '../state/index.ts';
 import { PeerTransport } from '../transport/index.ts';
 import type { Config } from '../config/config.ts';
 import { AddressBook, decodeMemberContext } from './address-book.ts';
@@ -161,6 +162,8 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       advertisedClientAddr: config.advertiseClientAddr,
       advertisedPeerAddr: config.advertisePeerAddr,
       onMessages: (messages) => restored?.node.step(messages),
+      // A received buffer would count as new external memory in V8 and start major GCs of the full heap (src/state/long-lived-buffers.ts).
+      retainEntries: longLivedCopy,
       onPeerInfo: (peer, info) => addresses.update(peer, info),
       onUnreachable: (peer) => restored?.node.reportUnreachable(peer),
       onSnapshotStatus: (peer, ok) => restored?.node.reportSnapshot(peer, ok),

@@ -52,6 +52,27 @@ const POOLED_MAX_BYTES = 4 << 10;
 let pool: Uint8Array = new Uint8Array(0);
 let poolUsed = 0;
 
+function poolSlice(length: number): Uint8Array {
+  if (poolUsed + length > pool.length) {
+    pool = longLivedBuffers().allocate(POOL_BYTES);
+    poolUsed = 0;
+  }
+  const at = poolUsed;
+  poolUsed += length;
+  return new Uint8Array(pool.buffer, at, length);
+}
+
+/**
+ * A copy of `bytes` that may live long (a follower's received AppendEntries,
+ * whose entries stay in the log as views of it): in a pooled buffer when
+ * small, else in a long-lived buffer of its own.
+ */
+export function longLivedCopy(bytes: Uint8Array): Uint8Array {
+  const out = bytes.length <= POOLED_MAX_BYTES ? poolSlice(bytes.length) : longLivedBuffers().allocate(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 export class ByteWriter {
   private buf: Uint8Array;
   private pos = 0;
@@ -74,13 +95,7 @@ export class ByteWriter {
   finishPooled(): Uint8Array {
     const length = this.pos;
     if (length > POOLED_MAX_BYTES) return this.finish();
-    if (poolUsed + length > pool.length) {
-      pool = longLivedBuffers().allocate(POOL_BYTES);
-      poolUsed = 0;
-    }
-    const at = poolUsed;
-    poolUsed += length;
-    const out = new Uint8Array(pool.buffer, at, length);
+    const out = poolSlice(length);
     out.set(this.buf.subarray(0, length));
     return out;
   }

@@ -75,3 +75,4 @@ export { DEFAULT_KEYS_LIMIT, MAX_KEYS_LIMIT } from './executor.ts';
 export { MAX_PATTERN_LENGTH } from './glob.ts';
 export { HASH_FIELD_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES, LIST_ITEM_OVERHEAD_BYTES } from './memory.ts';
 export { longLivedBuffers, LongLivedBuffers, MIN_ALLOWANCE_BYTES } from './long-lived-buffers.ts';
+export { longLivedCopy } from './bytes.ts';

@@ -41,6 +41,10 @@ function statusOf(err: unknown): { code: grpc.status; details: string; metadata?
   return { code: grpc.status.INTERNAL, details: `snapshot not taken: ${message}` };
 }
 
+function carriesEntries(m: Message): boolean {
+  return m.type === 'append' && m.entries.length > 0;
+}
+
 function metadataValue(metadata: grpc.Metadata, key: string): string | undefined {
   const [value] = metadata.get(key);
   if (typeof value !== 'string') return undefined;
@@ -360,6 +364,8 @@ export class PeerTransport {
       let batch;
       try {
         batch = decodeBatch(bytes);
+        // Entries stay in the log as views of the bytes they were decoded from: decode them from a long-lived copy.
+        if (this.options.retainEntries !== undefined && batch.messages.some(carriesEntries)) batch = decodeBatch(this.options.retainEntries(bytes));
         const misdirected = this.misdirection(batch.clusterId, batch.from, batch.to);
         if (misdirected !== null) throw misdirected;
         this.checkSender(sender, batch.from);

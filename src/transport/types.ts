@@ -76,6 +76,12 @@ export interface PeerTransportOptions {
    * Raft loop and return; a throw is logged and the batch is lost.
    */
   readonly onMessages: (messages: Message[]) => void;
+  /**
+   * Batches carrying log entries are decoded from what this returns for
+   * their bytes (entries are views of it, and may stay in the log long);
+   * absent, from the received buffer itself.
+   */
+  readonly retainEntries?: (bytes: Uint8Array) => Uint8Array;
   readonly snapshots: SnapshotStore;
   /** Messages to `peer` were lost (stream down, or backpressure overflow): the core stops pipelining to it. */
   readonly onUnreachable: (peer: NodeId) => void;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LongLivedBuffers, MIN_ALLOWANCE_BYTES, longLivedBuffers } from '../../../src/state/long-lived-buffers.ts';
-import { encodeEntry } from '../../../src/state/index.ts';
+import { encodeEntry, longLivedCopy } from '../../../src/state/index.ts';
 import { KEY_TYPE_CODES, NO_EXPIRY, PackedKeyRowsBuilder, forEachPackedKeyRow } from '../../../src/storage/packed-key-rows.ts';
 
 const MB = 1 << 20;
@@ -36,6 +36,16 @@ describe('LongLivedBuffers', () => {
     expect(longLivedBuffers().stats().allowanceBytes).toBeGreaterThanOrEqual(MIN_ALLOWANCE_BYTES);
     const entry = encodeEntry({ timeMs: 1, session: null, command: { op: 'set', key: 'k', value: new Uint8Array(100) } });
     expect(isShared(entry)).toBe(true);
+  });
+
+  it('long-lived copies: small ones share a pooled shared buffer, large ones have their own', () => {
+    const small = [longLivedCopy(new Uint8Array([1, 2, 3])), longLivedCopy(new Uint8Array([4, 5]))];
+    const large = longLivedCopy(new Uint8Array(100_000).fill(9));
+    expect(small.map((b) => Array.from(b))).toEqual([[1, 2, 3], [4, 5]]);
+    expect(small[0]?.buffer).toBe(small[1]?.buffer);
+    expect(small.every(isShared) && isShared(large)).toBe(true);
+    expect(large.buffer.byteLength).toBe(100_000);
+    expect(large.every((x) => x === 9)).toBe(true);
   });
 
   it('snapshot batches for the writer thread share their keys and values (posted without a transfer)', () => {

@@ -81,6 +81,7 @@ async function startNode(
     clientAddr?: string;
     peerInfo?: [NodeId, string][];
     admit?: PeerTransportOptions['admit'];
+    retainEntries?: PeerTransportOptions['retainEntries'];
   } = {},
 ): Promise<Node> {
   const removed: [NodeId, number, string][] = [];
@@ -109,6 +110,7 @@ async function startNode(
     onPeerInfo: (peer, info) => options.peerInfo?.push([peer, `${info.clientAddr} ${info.peerAddr}`]),
     onRemoved: (peer, index, reason) => removed.push([peer, index, reason]),
     ...(options.admit === undefined ? {} : { admit: options.admit }),
+    ...(options.retainEntries === undefined ? {} : { retainEntries: options.retainEntries }),
   });
   open.push(transport);
   const port = await transport.start();
@@ -201,6 +203,24 @@ describe('PeerTransport', () => {
     const append = got[2];
     if (append?.type !== 'append') throw new Error('not an append');
     expect(Buffer.from(append.entries[0]?.data ?? []).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('decodes batches that carry entries from what retainEntries gives for them, and no others', async () => {
+    const retained: Uint8Array[] = [];
+    const a = await startNode('a');
+    const b = await startNode('b', { retainEntries: (bytes) => (retained.push(new Uint8Array(bytes)), retained.at(-1) as Uint8Array) });
+    connect(a, b);
+    const data = new Uint8Array([7, 8, 9]);
+    a.transport.send([{ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 0, readRound: 0 }]);
+    await waitFor('the heartbeat', () => b.batches.flat().length === 1);
+    expect(retained).toEqual([]);
+    a.transport.send([{ type: 'append', from: 'a', to: 'b', term: 2, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ index: 1, term: 2, type: 'normal', data }] }]);
+    await waitFor('the append', () => b.batches.flat().length === 2);
+    const append = b.batches.flat()[1];
+    if (append?.type !== 'append') throw new Error('not an append');
+    expect(retained.length).toBe(1);
+    expect(append.entries[0]?.data.buffer).toBe(retained[0]?.buffer);
+    expect(Array.from(append.entries[0]?.data ?? [])).toEqual([7, 8, 9]);
   });
 
   it('reports a down peer unreachable and drops its messages', async () => {
