@@ -23,7 +23,9 @@ class Stopped extends Error {}
  * data), and a transferred ArrayBuffer would count as new external memory in
  * the main thread: 64 MB of it starts a major GC there, three or four of them
  * in a 1M-key restore. V8 does not count shared bytes (see
- * src/state/long-lived-buffers.ts). The copy costs about 1 ms per 4 MiB batch.
+ * src/state/long-lived-buffers.ts). The copy, one memcpy per batch, costs the
+ * reader far less than those GCs cost the main thread (restore-prof: 1M keys
+ * restored in 2.1–2.4 s wall, against 2.2–2.75 s with transfers).
  */
 function shared(batch: PackedKeyRows): PackedKeyRows {
   const bytes = new Uint8Array(new SharedArrayBuffer(batch.keys.length + batch.values.length));
