@@ -66,6 +66,7 @@ function syncStep(fd: number): void {
 export class WriteBackPacer {
   private fd: number;
   private unsynced = 0;
+  private synced = 0;
 
   constructor(path: string) {
     this.fd = fs.openSync(path, 'r');
@@ -76,6 +77,12 @@ export class WriteBackPacer {
     if (this.unsynced < WRITE_BACK_STEP_BYTES || this.fd < 0) return;
     syncStep(this.fd);
     this.unsynced = 0;
+    this.synced++;
+  }
+
+  /** How many steps were synced so far. */
+  get steps(): number {
+    return this.synced;
   }
 
   close(): void {
