@@ -15,7 +15,6 @@
  * file nor the named one; the next write starts a new thread if need be.
  */
 import type { Worker, WorkerOptions } from 'node:worker_threads';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, InvalidWriteError } from './errors.ts';
 import { KEY_TYPE_CODES, NO_EXPIRY, PackedKeyRowsBuilder } from './packed-key-rows.ts';
@@ -24,6 +23,7 @@ import { checkKeyRow, checkSessionRow } from './snapshot-file.ts';
 import type { SnapshotSummary, SnapshotWriterIdentity } from './snapshot-file.ts';
 import { startWorker } from '../threads/start-worker.ts';
 import { IncrementalDeclinedError } from './snapshot-update.ts';
+import { TimeSlice } from './time-slice.ts';
 import type { IncrementalLimits, SnapshotUpdatePlan } from './snapshot-update.ts';
 import type { RowSource, SnapshotContent, SnapshotFileInfo, SnapshotHeader, SnapshotKeyChanges, SnapshotKeyRow, SnapshotSessionRow } from './types.ts';
 
@@ -36,9 +36,6 @@ export const MAX_BATCHES_AHEAD = 8;
  * the main thread also wants, and all of an idle one.
  */
 export const WRITER_NICE = 10;
-/** Longest stretch the main thread packs rows before it lets the event loop serve requests. */
-const SLICE_MS = 4;
-const CLOCK_EVERY_ROWS = 32;
 const NO_BYTES = new Uint8Array(0);
 
 /** Main thread to writer. `id` names the write a message belongs to. */
@@ -428,30 +425,5 @@ function rebuild(error: WriterError, path: string): Error {
       return new IncrementalDeclinedError(error.message);
     case 'other':
       return new Error(`writing snapshot ${path}: ${error.name}: ${error.message}`);
-  }
-}
-
-/**
- * Bounds how long packing holds the event loop at a time: by time, not
- * rows, since a row's cost ranges from a short string to a large hash.
- * Client requests and Raft traffic wait at most about SLICE_MS per turn.
- */
-class TimeSlice {
-  private rows = 0;
-  private started = performance.now();
-
-  spent(): boolean {
-    // Read the clock only every few rows: it costs more than a small row.
-    return ++this.rows % CLOCK_EVERY_ROWS === 0 && performance.now() - this.started >= SLICE_MS;
-  }
-
-  async yield(): Promise<void> {
-    await yieldToEventLoop();
-    this.restart();
-  }
-
-  /** The event loop had a turn some other way. */
-  restart(): void {
-    this.started = performance.now();
   }
 }
