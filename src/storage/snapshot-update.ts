@@ -122,7 +122,9 @@ export class SnapshotFileUpdater {
   ) {
     this.findKey = db.prepare<[string]>('SELECT rowid FROM keys WHERE key = ?').pluck();
     this.rowids = new Float64Array(plan.changedKeys);
-    this.bytesPerRow = pragmaValue(db, 'page_size') as number;
+    const pageSize = pragmaValue(db, 'page_size');
+    if (typeof pageSize !== 'number') throw new Error(`SQLite reported page_size ${String(pageSize)}`);
+    this.bytesPerRow = pageSize;
     this.pacer = new WriteBackPacer(`${plan.path}.tmp`);
   }
 
