@@ -53,7 +53,6 @@ describe('an incremental snapshot update', () => {
     updater.addKeys(batch(rewritten, () => Buffer.alloc(100, 2)));
     updater.finish([], { stateDigest: 'digest at 20', keyCount: 900 });
     expect(updater.writeBackSteps).toBeGreaterThanOrEqual(Math.floor(((400 + 300) * PAGE_BYTES) / WRITE_BACK_STEP_BYTES));
-    expect(updater.writeBackSteps).toBeGreaterThan(0);
 
     const reader = scratch.track(SnapshotFileReader.open(path, { clusterId: CLUSTER, index: 20 }));
     const rows = new Map([...reader.keys()].map((row) => [row.key, row.value[0]]));
