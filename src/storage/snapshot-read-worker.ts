@@ -7,6 +7,7 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CorruptDataError } from './errors.ts';
+import { sharedCopy } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import { SnapshotFileReader } from './snapshot-file.ts';
 import { CONSUMED, GIVE_WAY, GIVE_WAY_NICE, MAX_BATCHES_AHEAD, STOP } from './snapshot-read-thread.ts';
@@ -16,23 +17,6 @@ import type { ReadRequest, WorkerError, WorkerMessage } from './snapshot-read-th
 const WAIT_MS = 100;
 
 class Stopped extends Error {}
-
-/**
- * The batch with its keys and values copied into a SharedArrayBuffer, posted
- * without a transfer. The restored values stay views of it (the state's live
- * data), and a transferred ArrayBuffer would count as new external memory in
- * the main thread: 64 MB of it starts a major GC there, three or four of them
- * in a 1M-key restore. V8 does not count shared bytes (see
- * src/state/long-lived-buffers.ts). The copy, one memcpy per batch, costs the
- * reader far less than those GCs cost the main thread (restore-prof: 1M keys
- * restored in 2.1–2.4 s wall, against 2.2–2.75 s with transfers).
- */
-function shared(batch: PackedKeyRows): PackedKeyRows {
-  const bytes = new Uint8Array(new SharedArrayBuffer(batch.keys.length + batch.values.length));
-  bytes.set(batch.keys, 0);
-  bytes.set(batch.values, batch.keys.length);
-  return { rows: batch.rows, keys: bytes.subarray(0, batch.keys.length), values: bytes.subarray(batch.keys.length), fields: batch.fields };
-}
 
 function run(port: NonNullable<typeof parentPort>, request: ReadRequest): void {
   const control = new Int32Array(request.control);
@@ -50,7 +34,7 @@ function run(port: NonNullable<typeof parentPort>, request: ReadRequest): void {
       if (sent - consumed < MAX_BATCHES_AHEAD) break;
       Atomics.wait(control, CONSUMED, consumed, WAIT_MS);
     }
-    post({ kind: 'keys', batch: shared(batch) }, [batch.fields.buffer as ArrayBuffer]);
+    post({ kind: 'keys', batch: sharedCopy(batch) }, [batch.fields.buffer as ArrayBuffer]);
     sent++;
   };
   const reader = SnapshotFileReader.open(request.path, request.expect);
