@@ -14,6 +14,11 @@
 import type { KeyType } from './types.ts';
 
 export const FIELDS_PER_ROW = 4;
+/** A row's slots among its FIELDS_PER_ROW: where its key ends, where its value ends, its type code, its expiry. */
+export const KEY_END_SLOT = 0;
+export const VALUE_END_SLOT = 1;
+export const TYPE_SLOT = 2;
+export const EXPIRY_SLOT = 3;
 export const KEY_TYPE_CODES: Readonly<Record<KeyType, number>> = { string: 0, list: 1, hash: 2 };
 export const KEY_TYPES: readonly KeyType[] = ['string', 'list', 'hash'];
 /** The expiry field of a row without one (a real expiry is never negative). */
@@ -40,9 +45,9 @@ export function forEachPackedRowSpan(batch: PackedKeyRows, visit: PackedRowSpanV
   let keyStart = 0;
   let valueStart = 0;
   for (let i = 0, at = 0; i < rows; i++, at += FIELDS_PER_ROW) {
-    const keyEnd = fields[at] as number;
-    const valueEnd = fields[at + 1] as number;
-    visit(keys, keyStart, keyEnd, fields[at + 2] as number, valueStart, valueEnd, fields[at + 3] as number);
+    const keyEnd = fields[at + KEY_END_SLOT] as number;
+    const valueEnd = fields[at + VALUE_END_SLOT] as number;
+    visit(keys, keyStart, keyEnd, fields[at + TYPE_SLOT] as number, valueStart, valueEnd, fields[at + EXPIRY_SLOT] as number);
     keyStart = keyEnd;
     valueStart = valueEnd;
   }
@@ -110,10 +115,10 @@ export class PackedKeyRowsBuilder {
     this.values.set(value, this.valueEnd);
     this.valueEnd += value.length;
     const at = this.rows * FIELDS_PER_ROW;
-    this.fields[at] = this.keyEnd;
-    this.fields[at + 1] = this.valueEnd;
-    this.fields[at + 2] = typeCode;
-    this.fields[at + 3] = expiresAtMs;
+    this.fields[at + KEY_END_SLOT] = this.keyEnd;
+    this.fields[at + VALUE_END_SLOT] = this.valueEnd;
+    this.fields[at + TYPE_SLOT] = typeCode;
+    this.fields[at + EXPIRY_SLOT] = expiresAtMs;
     this.rows++;
   }
 

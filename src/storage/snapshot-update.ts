@@ -21,7 +21,7 @@
 import Database from 'better-sqlite3';
 import { WriteBackPacer, copyFileInSteps, removeIfPresent } from './durable-fs.ts';
 import { CorruptDataError, InvalidWriteError, StorageError } from './errors.ts';
-import { FIELDS_PER_ROW } from './packed-key-rows.ts';
+import { FIELDS_PER_ROW, KEY_END_SLOT } from './packed-key-rows.ts';
 import type { PackedKeyRows } from './packed-key-rows.ts';
 import {
   INDEXES,
@@ -168,7 +168,7 @@ export class SnapshotFileUpdater {
       const keys = Buffer.from(batch.keys.buffer, batch.keys.byteOffset, batch.keys.byteLength);
       let keyStart = 0;
       for (let i = 0, at = 0; i < batch.rows; i++, at += FIELDS_PER_ROW) {
-        const keyEnd = batch.fields[at] as number;
+        const keyEnd = batch.fields[at + KEY_END_SLOT] as number;
         const key = keys.toString('utf8', keyStart, keyEnd);
         keyStart = keyEnd;
         const rowid = withCorruptionMapped(this.plan.basePath, () => this.findKey.get(key)) as number | undefined;

@@ -11,6 +11,8 @@ import {
   SchemaTooNewError,
 } from '../../../src/storage/index.ts';
 import type { NodeStorage, SnapshotKeyRow, SnapshotSessionRow, StoredSnapshot } from '../../../src/storage/index.ts';
+import { FIELDS_PER_ROW } from '../../../src/storage/packed-key-rows.ts';
+import { parseIntegerList } from '../../../src/storage/snapshot-file.ts';
 import { CLUSTER, base64, entries, openAndLoad, plain, useScratch } from './helpers.ts';
 
 const scratch = useScratch();
@@ -204,6 +206,16 @@ describe('a damaged snapshot file is refused', () => {
     expect([...reader.sessions()]).toHaveLength(SESSIONS.length);
   });
 
+  it('a changed expiry or key, read in packed batches (as a restore reads): the batch reader fails at the end of the rows', async () => {
+    for (const sql of ["UPDATE keys SET expires_at_ms = 12345 WHERE key = 'list:1'", "UPDATE keys SET key = 'list:1x' WHERE key = 'list:1'"]) {
+      const { dir, snapshot } = await written();
+      edit(snapshot.path, sql);
+      const storage = scratch.open(dir, { create: false });
+      const reader = scratch.track(storage.openSnapshot(snapshot));
+      expect(() => [...reader.keyBatches()], sql).toThrow(/table keys fails its checksum/);
+    }
+  });
+
   it('a deleted row', async () => {
     const { dir, snapshot } = await written();
     edit(snapshot.path, "DELETE FROM sessions WHERE client_id = 'client-a'");
@@ -225,6 +237,37 @@ describe('a damaged snapshot file is refused', () => {
     fs.writeFileSync(snapshot.path, original);
     edit(snapshot.path, `UPDATE meta SET value = ${SNAPSHOT_FORMAT_VERSION + 1} WHERE key = 'format_version'`);
     expect(() => openAndLoad(dir)).toThrow(SchemaTooNewError);
+  });
+});
+
+describe("a packed batch's lengths and expiries, as SQLite's group_concat gives them", () => {
+  const parsed = (text: string, count: number, slot = 1): number[] | null => {
+    const into = new Float64Array(count * FIELDS_PER_ROW).fill(NaN);
+    if (!parseIntegerList(text, count, into, slot)) return null;
+    return Array.from({ length: count }, (_, i) => into[i * FIELDS_PER_ROW + slot] as number);
+  };
+
+  it('parses the count of integers asked for into its slot of each row', () => {
+    expect(parsed('5,0,-1,1700000000123', 4)).toEqual([5, 0, -1, 1_700_000_000_123]);
+    expect(parsed(String(Number.MAX_SAFE_INTEGER), 1, 3)).toEqual([Number.MAX_SAFE_INTEGER]);
+  });
+
+  it('refuses anything else: another count, an empty item, a sign out of place, a fraction, an exponent, spaces', () => {
+    for (const [text, count] of [
+      ['1,2', 3],
+      ['1,2,3', 2],
+      ['', 1],
+      ['1,,2', 3],
+      ['1,', 1],
+      ['-', 1],
+      ['--1', 1],
+      ['1-', 1],
+      ['1.0', 1],
+      ['1e3', 1],
+      [' 1', 1],
+    ] as const) {
+      expect(parsed(text, count), text).toBeNull();
+    }
   });
 });
 
