@@ -161,6 +161,8 @@ export class Raft {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private readonly votes = new Map<NodeId, boolean>();
+  /** Whether the campaign under way is a leadership transfer's (its requests say so: voters in a lease still answer them). */
+  private campaignIsTransfer = false;
   /** Set by reportRemoved(): the index a member saw this node removed at; 0 while it is not known removed. Never campaigns while set. */
   private removedAt = 0;
 
@@ -363,6 +365,21 @@ export class Raft {
   reportUnreachable(to: NodeId): void {
     const pr = this.progress.get(to);
     if (this.role === 'leader' && pr !== undefined && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  /**
+   * Tells the core that messages to `to` get through again (the transport's
+   * stream to it was accepted). A campaign whose request to `to` was lost
+   * while it was down (a whole cluster starting at once: the first node to
+   * campaign finds the others not yet listening) asks it again now, instead
+   * of waiting a whole election timeout to campaign anew. A repeated request
+   * is a duplicated message, which Raft tolerates: a voter answers the same,
+   * and a second answer from it is not counted.
+   */
+  reportReachable(to: NodeId): void {
+    if (this.role !== 'preCandidate' && this.role !== 'candidate') return;
+    if (to === this.id || !this.conf.voters.includes(to) || this.votes.has(to)) return;
+    this.sendVoteRequest(to);
   }
 
   /**
@@ -620,21 +637,27 @@ export class Raft {
       voteTerm = this.term;
     }
     this.logger.debug({ term: voteTerm, kind }, 'campaigning');
+    this.campaignIsTransfer = kind === 'transfer';
     this.votes.set(this.id, true);
     if (this.checkVotes()) return;
-    const type = kind === 'preElection' ? 'preVote' : 'vote';
     for (const to of this.conf.voters) {
-      if (to === this.id) continue;
-      this.send({
-        type,
-        from: this.id,
-        to,
-        term: voteTerm,
-        lastLogIndex: this.log.lastIndex(),
-        lastLogTerm: this.log.lastTerm(),
-        leaderTransfer: kind === 'transfer',
-      });
+      if (to !== this.id) this.sendVoteRequest(to);
     }
+  }
+
+  /** The request of the campaign under way (pre-vote or vote) to `to`. */
+  private sendVoteRequest(to: NodeId): void {
+    const preCandidate = this.role === 'preCandidate';
+    this.send({
+      type: preCandidate ? 'preVote' : 'vote',
+      from: this.id,
+      to,
+      // A pre-vote asks about the term the election would have; a candidate has already taken it.
+      term: preCandidate ? this.term + 1 : this.term,
+      lastLogIndex: this.log.lastIndex(),
+      lastLogTerm: this.log.lastTerm(),
+      leaderTransfer: this.campaignIsTransfer,
+    });
   }
 
   /** Acts on the votes so far; returns whether the election ended. */

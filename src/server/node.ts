@@ -166,6 +166,7 @@ export async function startNode(config: Config, logger: Logger): Promise<Running
       retainEntries: longLivedCopy,
       onPeerInfo: (peer, info) => addresses.update(peer, info),
       onUnreachable: (peer) => restored?.node.reportUnreachable(peer),
+      onReachable: (peer) => restored?.node.reportReachable(peer),
       onSnapshotStatus: (peer, ok) => restored?.node.reportSnapshot(peer, ok),
       onForward: (call) => {
         if (forwardReceiver !== null) forwardReceiver.serve(call);

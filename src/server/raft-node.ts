@@ -276,6 +276,13 @@ export class RaftNode {
     this.raft.reportUnreachable(peer);
   }
 
+  /** The transport's stream to `peer` was accepted: a campaign asks it again what was lost while it was down. */
+  reportReachable(peer: NodeId): void {
+    if (this.stopped) return;
+    this.raft.reportReachable(peer);
+    this.scheduleProcess();
+  }
+
   /**
    * `by` refused our traffic: it committed this node's removal at `index`.
    * The core believes it unless it knows better (see Raft.reportRemoved) and

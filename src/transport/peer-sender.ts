@@ -61,6 +61,7 @@ export interface SenderContext {
   readonly snapshots: SnapshotStore;
   readonly credentials: grpc.ChannelCredentials;
   readonly onUnreachable: (peer: NodeId) => void;
+  readonly onReachable: (peer: NodeId) => void;
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /** The peer refused our traffic: this node was removed from the cluster at `removedAtIndex`. */
   readonly onRemoved: (peer: NodeId, removedAtIndex: number, reason: string) => void;
@@ -255,6 +256,7 @@ export class PeerSender {
       if (this.lastFailure !== '') this.ctx.logger.info({ peer: this.id, address: this.address }, 'peer reachable again');
       else this.ctx.logger.debug({ peer: this.id, address: this.address }, 'stream to peer open');
       this.lastFailure = '';
+      this.ctx.onReachable(this.id);
     });
     call.on('drain', () => {
       if (this.call !== call) return;

@@ -109,6 +109,9 @@ export class PeerTransport {
       onUnreachable: (peer) => {
         if (this.state !== 'closed') this.options.onUnreachable(peer);
       },
+      onReachable: (peer) => {
+        if (this.state !== 'closed') this.options.onReachable?.(peer);
+      },
       onSnapshotStatus: (peer, ok) => {
         if (this.state !== 'closed') this.options.onSnapshotStatus(peer, ok);
       },

@@ -85,6 +85,8 @@ export interface PeerTransportOptions {
   readonly snapshots: SnapshotStore;
   /** Messages to `peer` were lost (stream down, or backpressure overflow): the core stops pipelining to it. */
   readonly onUnreachable: (peer: NodeId) => void;
+  /** A stream to `peer` was accepted (the first, or one after a failure): messages get through again. */
+  readonly onReachable?: (peer: NodeId) => void;
   /** This node's addresses, announced to every peer it streams to. */
   readonly advertisedClientAddr?: string;
   readonly advertisedPeerAddr?: string;

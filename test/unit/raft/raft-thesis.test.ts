@@ -20,6 +20,52 @@ describe('§9.6 PreVote', () => {
     expect(r.currentTerm).toBe(2);
   });
 
+  it('a campaign asks a voter again once it is reachable, instead of waiting a whole election timeout to campaign anew', () => {
+    const r = newRaft('a', ['a', 'b', 'c']);
+    for (let i = 0; i < 20 && r.currentRole === 'follower'; i++) r.tick();
+    expect(r.currentRole).toBe('preCandidate');
+    outbox(r); // the pre-votes, lost: b and c were not listening yet
+    r.reportReachable('b');
+    const again = ofType(outbox(r), 'preVote');
+    expect(again).toEqual([{ type: 'preVote', from: 'a', to: 'b', term: 2, lastLogIndex: 1, lastLogTerm: 1, leaderTransfer: false }]);
+    r.step({ type: 'preVoteResp', from: 'b', to: 'a', term: 2, reject: false });
+    expect(r.currentRole).toBe('candidate');
+    outbox(r);
+    r.step({ type: 'voteResp', from: 'b', to: 'a', term: 2, reject: true });
+    // As a candidate: the vote request, at the term it took; not to b, which has answered this campaign.
+    r.reportReachable('c');
+    r.reportReachable('b');
+    expect(ofType(outbox(r), 'vote')).toEqual([{ type: 'vote', from: 'a', to: 'c', term: 2, lastLogIndex: 1, lastLogTerm: 1, leaderTransfer: false }]);
+    r.step({ type: 'voteResp', from: 'c', to: 'a', term: 2, reject: false });
+    expect(r.currentRole).toBe('leader');
+  });
+
+  it('a leadership transfer\'s request, asked again, still says it is one', () => {
+    const b = newRaft('b', ['a', 'b', 'c']);
+    b.step({ type: 'timeoutNow', from: 'a', to: 'b', term: 1, commit: 1 });
+    expect(b.currentRole).toBe('candidate');
+    outbox(b);
+    b.reportReachable('c');
+    expect(ofType(outbox(b), 'vote')).toMatchObject([{ to: 'c', term: 2, leaderTransfer: true }]);
+  });
+
+  it('reachability asks nothing of a follower or a leader, and nothing for a member that is not a voter', () => {
+    const cluster = new TestCluster(['a', 'b', 'c']);
+    cluster.elect('a');
+    for (const id of ['a', 'b'] as const) {
+      const node = cluster.node(id);
+      outbox(node);
+      node.reportReachable(id === 'a' ? 'b' : 'a');
+      expect(outbox(node)).toEqual([]);
+    }
+    const lone = newRaft('x', ['x', 'y', 'z']);
+    for (let i = 0; i < 20 && lone.currentRole === 'follower'; i++) lone.tick();
+    outbox(lone);
+    lone.reportReachable('x');
+    lone.reportReachable('not-a-member');
+    expect(outbox(lone)).toEqual([]);
+  });
+
   it('a partitioned server that rejoins does not disrupt the cluster: its term stays put while it is cut off', () => {
     const cluster = new TestCluster(['a', 'b', 'c']);
     cluster.elect('a');

@@ -26,6 +26,8 @@ interface Node {
   /** Every onMessages call, as it came. */
   readonly batches: Message[][];
   readonly unreachable: NodeId[];
+  /** Every onReachable call: a stream to that peer was accepted. */
+  readonly reachable: NodeId[];
   readonly snapshotStatus: [NodeId, boolean][];
   readonly log: LogLine[];
   readonly events: string[];
@@ -87,6 +89,7 @@ async function startNode(
   const removed: [NodeId, number, string][] = [];
   const batches: Message[][] = [];
   const unreachable: NodeId[] = [];
+  const reachable: NodeId[] = [];
   const snapshotStatus: [NodeId, boolean][] = [];
   const log: LogLine[] = [];
   const events: string[] = [];
@@ -104,6 +107,7 @@ async function startNode(
     },
     snapshots: store,
     onUnreachable: (peer) => unreachable.push(peer),
+    onReachable: (peer) => reachable.push(peer),
     onSnapshotStatus: (peer, ok) => snapshotStatus.push([peer, ok]),
     tuning: { ...FAST, ...options.tuning },
     ...(options.clientAddr === undefined ? {} : { advertisedClientAddr: options.clientAddr, advertisedPeerAddr: `${options.clientAddr}-peer` }),
@@ -114,7 +118,7 @@ async function startNode(
   });
   open.push(transport);
   const port = await transport.start();
-  return { id, transport, port, batches, unreachable, snapshotStatus, log, events, store, removed };
+  return { id, transport, port, batches, unreachable, reachable, snapshotStatus, log, events, store, removed };
 }
 
 function connect(...nodes: Node[]): void {
@@ -263,6 +267,23 @@ describe('PeerTransport', () => {
     const got = rounds(b2);
     expect(got).toEqual(Array.from({ length: got.length }, (_, i) => first + i));
     expect(a.log.some((l) => l.message === 'peer reachable again')).toBe(true);
+  });
+
+  it('reports a peer reachable each time a stream to it is accepted: at first, and again after it comes back', async () => {
+    const [a, b] = await Promise.all([startNode('a'), startNode('b')]);
+    connect(a, b);
+    expect(a.reachable).toEqual([]);
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('a first reachable report', () => a.reachable.length === 1);
+    expect(a.reachable).toEqual(['b']);
+
+    await b.transport.close();
+    await waitFor('b reported unreachable', () => a.unreachable.includes('b'));
+    expect(a.reachable).toEqual(['b']);
+    // a reopens its stream on its own after the backoff; the new b accepting it is the report.
+    await startNode('b', { port: b.port });
+    await waitFor('a second reachable report', () => a.reachable.length === 2);
+    expect(a.reachable).toEqual(['b', 'b']);
   });
 
   it('streams a 5 MiB snapshot in chunks and delivers the message only once it is stored', async () => {
