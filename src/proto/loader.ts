@@ -112,8 +112,6 @@ export interface FileDescriptor {
 export interface Protos {
   /** Every service, message and enum of the four files, for grpc-js. */
   readonly packageDefinition: protoLoader.PackageDefinition;
-  /** The encoded FileDescriptorProtos with comments, one per package (protobufjs merges the files of a package). */
-  readonly fileDescriptors: readonly FileDescriptor[];
   readonly kv: ServiceOf<KvMethod>;
   readonly cluster: ServiceOf<ClusterMethod>;
   readonly raft: ServiceOf<RaftMethod>;
@@ -150,6 +148,13 @@ export function uint64ToNumber(value: number | string, field: string, min = 0): 
 }
 
 let loaded: Protos | undefined;
+let described: readonly FileDescriptor[] | undefined;
+
+/** The encoded FileDescriptorProtos with comments, one per package (protobufjs merges the files of a package): for reflection only, so made on first use. */
+function describedFileDescriptors(): readonly FileDescriptor[] {
+  described ??= describedFiles(loadProtos().packageDefinition, Object.values(PROTO_FILES));
+  return described;
+}
 
 /** The .proto include root: found from this module's location (source or build tree), never from the cwd. */
 export const PROTO_DIR: string = findProtoDir(path.dirname(fileURLToPath(import.meta.url)));
@@ -180,14 +185,57 @@ export function createReflectionService(services: readonly string[] = CLIENT_POR
 }
 
 /**
+ * Adds createReflectionService(services) to `server`, built on the first
+ * reflection call instead of now: indexing the descriptors costs ~130 ms of
+ * CPU, a quarter of a node's start (and of each client thread's), and most
+ * processes are never asked.
+ */
+export function addReflection(server: grpc.Server, services: readonly string[] = CLIENT_PORT_SERVICES): void {
+  let built: Map<string, grpc.UntypedServiceImplementation> | null = null;
+  const implementationOf = (service: string): grpc.UntypedServiceImplementation => {
+    if (built === null) {
+      const handlers = new Map<string, grpc.UntypedServiceImplementation>();
+      createReflectionService(services).addToServer(capturingServer((definition, implementation) => handlers.set(serviceName(definition), implementation)));
+      built = handlers;
+    }
+    const implementation = built.get(service);
+    if (implementation === undefined) throw new Error(`reflection has no service ${service}`);
+    return implementation;
+  };
+  // An instance over no package indexes nothing: it is here only for the two services' definitions.
+  new ReflectionService({}, {}).addToServer(
+    capturingServer((definition, implementation) => {
+      const service = serviceName(definition);
+      const lazy: grpc.UntypedServiceImplementation = {};
+      for (const method of Object.keys(implementation)) {
+        lazy[method] = ((...args: unknown[]) => (implementationOf(service)[method] as (...a: unknown[]) => void)(...args)) as grpc.UntypedHandleCall;
+      }
+      server.addService(definition, lazy);
+    }),
+  );
+}
+
+/** A stand-in server that hands each addService() to `add`. */
+function capturingServer(add: (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) => void): grpc.Server {
+  return { addService: add } as unknown as grpc.Server;
+}
+
+/** A service's full name, from the path of its first method ('/pkg.Service/Method'). */
+function serviceName(definition: grpc.ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  if (first === undefined) throw new Error('a service definition without methods');
+  return first.path.slice(1, first.path.lastIndexOf('/'));
+}
+
+/**
  * The package definition reflection should see for `services`: only their
  * packages (the `services` option alone hides a service from the list but
  * still answers for its symbols), with the commented descriptors.
  */
 export function reflectionDefinition(services: readonly string[] = CLIENT_PORT_SERVICES): protoLoader.PackageDefinition {
-  const { packageDefinition, fileDescriptors } = loadProtos();
+  const { packageDefinition } = loadProtos();
   const packages = new Set(services.map((name) => name.slice(0, name.lastIndexOf('.'))));
-  const files = fileDescriptors.filter((file) => packages.has(file.packageName)).map((file) => file.bytes);
+  const files = describedFileDescriptors().filter((file) => packages.has(file.packageName)).map((file) => file.bytes);
   const definition: protoLoader.PackageDefinition = {};
   for (const [name, value] of Object.entries(packageDefinition)) {
     if (!packages.has(name.slice(0, name.lastIndexOf('.')))) continue;
@@ -203,11 +251,9 @@ function load(): Protos {
     if (!fs.existsSync(full)) throw new Error(`proto file ${full} is missing (looked for the proto/ folder above ${fileURLToPath(import.meta.url)})`);
   }
   const packageDefinition = protoLoader.loadSync(files, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
-  const fileDescriptors = describedFiles(packageDefinition, files);
   const grpcObject = grpc.loadPackageDefinition(packageDefinition);
   return {
     packageDefinition,
-    fileDescriptors,
     kv: serviceOf(packageDefinition, SERVICE_NAMES.kv, KV_METHODS),
     cluster: serviceOf(packageDefinition, SERVICE_NAMES.cluster, CLUSTER_METHODS),
     raft: serviceOf(packageDefinition, SERVICE_NAMES.raft, RAFT_METHODS),

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
-import { createReflectionService } from '../proto/loader.ts';
+import { addReflection } from '../proto/loader.ts';
 import type { Protos } from '../proto/loader.ts';
 import type { NodeTls } from '../tls/node-tls.ts';
 import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from '../transport/grpc-server.ts';
@@ -59,7 +59,7 @@ export async function serveClientPort(options: ClientPortOptions): Promise<Clien
   server.addService(protos.kv, implementations.kv);
   server.addService(protos.cluster, implementations.cluster);
   server.addService(protos.health, implementations.health);
-  createReflectionService().addToServer(server);
+  addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(config.clientAddr, tls?.clientPortServerCredentials(config.clientCertAuth) ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error === null ? resolve(bound) : reject(new Error(`cannot serve the client API on ${config.clientAddr}: ${error.message}`, { cause: error })),

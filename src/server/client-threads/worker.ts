@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
-import { createReflectionService, loadProtos } from '../../proto/loader.ts';
+import { addReflection, loadProtos } from '../../proto/loader.ts';
 import { NodeTls } from '../../tls/node-tls.ts';
 import { FORWARDED_METADATA, REPLY_FIELDS, ReplyKind, clientMethods, packBytes } from './protocol.ts';
 import type { CallBatch, ConnectionFacts, MainToWorker, ReplyBatch, StatusReply, WorkerSettings, WorkerToMain } from './protocol.ts';
@@ -136,7 +136,7 @@ for (const [index, method] of methods.entries()) {
       };
   server.addService({ [method.name]: definition } as grpc.ServiceDefinition, { [method.name]: handler as grpc.UntypedHandleCall });
 }
-createReflectionService().addToServer(server);
+addReflection(server);
 
 const tls = settings.tls === null ? null : NodeTls.load(settings.tls.files, settings.tls.nodeId);
 const credentials = tls === null ? grpc.ServerCredentials.createInsecure() : tls.clientPortServerCredentials(settings.tls?.requireClientCertificate ?? false);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { askReflection } from '../../support/reflection.ts';
 import { KV_METHODS, CLUSTER_METHODS, HEALTH_METHODS, loadProtos } from '../../../src/proto/loader.ts';
 import { ClientThreads } from '../../../src/server/client-threads/client-threads.ts';
 import type { ForwardedCall } from '../../../src/server/client-threads/forwarded-call.ts';
@@ -134,6 +135,14 @@ describe('client threads, plaintext', () => {
     expect(deadline).toBeGreaterThan(Date.now());
     expect(deadline).toBeLessThanOrEqual(Date.now() + 5000);
     expect(call.getAuthContext()).toEqual({});
+  });
+
+  it('answers server reflection from the threads, built on the first call, for v1 and v1alpha', async () => {
+    for (const version of ['v1', 'v1alpha'] as const) {
+      const [list, kv] = await askReflection(`127.0.0.1:${threads.port}`, grpc.credentials.createInsecure(), [{ list_services: '' }, { file_containing_symbol: 'quorumkv.v1.KV' }], version);
+      expect(list?.list_services_response?.service.map((x) => x.name).sort()).toEqual(['grpc.health.v1.Health', 'quorumkv.v1.Cluster', 'quorumkv.v1.KV']);
+      expect(kv?.file_descriptor_response?.file_descriptor_proto.length).toBeGreaterThan(0);
+    }
   });
 
   it('has no deadline when the client sets none', async () => {
