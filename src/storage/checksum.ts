@@ -81,7 +81,7 @@ const INLINE_SPAN_BYTES = 64;
 
 /**
  * The CRC of fields as FieldEncoder encodes them (same bytes, same value),
- * computed as they are fed, into nothing: for records checksummed in bulk
+ * computed as the fields are fed, with no buffer: for records checksummed in bulk
  * (a snapshot's million rows), where FieldEncoder's copies and its crc32
  * call cost more than the table steps over a short key and a few numbers.
  */
