@@ -427,14 +427,7 @@ export class NodeStorage {
       writer.abort();
       throw error;
     }
-    const record: SnapshotRecord = {
-      file: basename(path),
-      index: header.index,
-      term: header.term,
-      logTimeMs: header.logTimeMs,
-      confState: header.confState,
-      sizeBytes: fileSize(path),
-    };
+    const record = snapshotRecord(path, header);
     const hardState: HardState = { term: header.term, vote: NONE, commit: header.index };
     const catalog = withCorruptionMapped(this.dbFile, () => this.writeBatch({ record, keepSuffix: false, entries: [], hardState }));
     this.wal.syncNow();
@@ -473,14 +466,7 @@ export class NodeStorage {
       removeIfPresent(path);
       throw new StorageClosedError(this.dir);
     }
-    const record: SnapshotRecord = {
-      file: basename(path),
-      index: header.index,
-      term: header.term,
-      logTimeMs: header.logTimeMs,
-      confState: header.confState,
-      sizeBytes: fileSize(path),
-    };
+    const record = snapshotRecord(path, header);
     const [kept, pruned] = withCorruptionMapped(this.dbFile, () => this.recordSnapshot(record));
     // Durable before the pruned files go and before the caller compacts the log.
     this.wal.syncNow();
@@ -735,4 +721,16 @@ function checkEntries(entries: readonly Entry[]): void {
     }
     previous = entry;
   }
+}
+
+/** The catalog's record of the finished snapshot file at `path`, written with `header`. */
+function snapshotRecord(path: string, header: SnapshotHeader): SnapshotRecord {
+  return {
+    file: basename(path),
+    index: header.index,
+    term: header.term,
+    logTimeMs: header.logTimeMs,
+    confState: header.confState,
+    sizeBytes: fileSize(path),
+  };
 }
