@@ -598,7 +598,7 @@ export class SnapshotFileReader {
     const valueBytes = ownBytes(values);
     const typeCodes = String(types);
     const fields = new Float64Array(count * FIELDS_PER_ROW);
-    // The lengths and expiries go straight into their slots: split() would make three strings per row.
+    // The lengths and expiries go straight into their slots (split() would make three strings per row); the loop below turns each length into an end.
     const parsed =
       parseIntegerList(String(keyLengths), count, fields, KEY_END_SLOT) &&
       parseIntegerList(String(valueLengths), count, fields, VALUE_END_SLOT) &&
