@@ -1,5 +1,6 @@
 /**
- * The client port (KV, Cluster, Health, reflection): a grpc-js server on the
+ * The client port (KV, Cluster, Health, reflection): a grpc-js server whose
+ * unary calls take the fast path (fast-unary-server.ts) on the
  * main thread, or with --client-threads N, N worker threads that forward
  * every call to the same handlers here (client-threads/).
  */
@@ -9,6 +10,7 @@ import type { Config } from '../config/config.ts';
 import { addReflection } from '../proto/loader.ts';
 import type { Protos } from '../proto/loader.ts';
 import type { NodeTls } from '../tls/node-tls.ts';
+import { FastUnaryServer } from '../transport/fast-unary-server.ts';
 import { GRPC_SERVER_DEFAULTS, closeGrpcServer } from '../transport/grpc-server.ts';
 import { ClientThreads } from './client-threads/client-threads.ts';
 import type { ForwardedServiceKey } from './client-threads/protocol.ts';
@@ -55,7 +57,7 @@ export async function serveClientPort(options: ClientPortOptions): Promise<Clien
     });
     return { port: threads.port, reload: () => threads.reload(), stop: () => threads.stop(STOP_GRACE_MS) };
   }
-  const server = new grpc.Server(serverOptions);
+  const server = new FastUnaryServer(serverOptions);
   server.addService(protos.kv, implementations.kv);
   server.addService(protos.cluster, implementations.cluster);
   server.addService(protos.health, implementations.health);

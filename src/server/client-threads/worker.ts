@@ -16,6 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { addReflection, loadProtos } from '../../proto/loader.ts';
 import { NodeTls } from '../../tls/node-tls.ts';
+import { FastUnaryServer } from '../../transport/fast-unary-server.ts';
 import { FORWARDED_METADATA, REPLY_FIELDS, ReplyKind, clientMethods, packBytes } from './protocol.ts';
 import type { CallBatch, ConnectionFacts, MainToWorker, ReplyBatch, StatusReply, WorkerSettings, WorkerToMain } from './protocol.ts';
 
@@ -36,7 +37,7 @@ const post = (message: WorkerToMain, transfer: ArrayBuffer[] = []): void => port
 const identity = (bytes: Buffer): Buffer => bytes;
 const protos = loadProtos();
 const methods = clientMethods(protos);
-const server = new grpc.Server(settings.serverOptions);
+const server = new FastUnaryServer(settings.serverOptions);
 
 /** Connections by their peer address, which is what a call tells (call.getPeer()). */
 const connections = new Map<string, Connection>();
