@@ -40,8 +40,9 @@ ${WORKLOADS.map((w) => `                         ${w.padEnd(17)}${WORKLOAD_HELP[
                        (its processes are not ours: no CPU figures for its nodes)
   --compare-etcd       also start a local etcd cluster (etcd on PATH, e.g. apt-get install
                        etcd-server), run each workload on it right after quorumkv, and compare
-  --noop-server        drive a no-op grpc-js server instead of a cluster: the ceiling of any
-                       grpc-js server on this machine, and what the generator costs per call
+  --noop-server        drive a no-op server instead of a cluster (the client port's own server
+                       class): the ceiling of a node's client port on this machine, and what
+                       the generator costs per call
   --client raw|grpc-js the generator's gRPC client: raw (default), a minimal HTTP/2 client of its own
                        that costs a few µs per call, or @grpc/grpc-js, as a cross-check
   --load-processes N   load-generator processes (default 1)

@@ -264,7 +264,7 @@ export function localEtcd(binary: string, size: number): Target {
 }
 
 /**
- * The no-op grpc-js server (load-noop-server.ts) in a process of its own:
+ * The no-op server (load-noop-server.ts) in a process of its own:
  * speaks quorumkv's protocol, stores nothing, answers at once.
  */
 export function noopServer(): Target {
@@ -273,7 +273,7 @@ export function noopServer(): Target {
   const running = (): boolean => child !== null && child.exitCode === null && child.signalCode === null;
   return {
     system: 'quorumkv',
-    version: 'no-op grpc-js server',
+    version: 'no-op server (client port class)',
     nodes,
     // It stores nothing, so there is nothing to preload and nothing to read back.
     preloaded: new Set(['strings', 'hashes']),
