@@ -66,6 +66,8 @@ export class FastUnaryServer extends grpc.Server {
 
   constructor(options: grpc.ServerOptions = {}) {
     if (options['grpc.enable_channelz'] !== 0) throw new Error('FastUnaryServer needs channelz off (grpc.enable_channelz: 0)');
+    // Server interceptors would see only the calls grpc-js runs: none are allowed, so none are skipped.
+    if ((options.interceptors?.length ?? 0) > 0) throw new Error('FastUnaryServer takes no server interceptors');
     super(options);
     this.maxReceiveBytes = (options['grpc.max_receive_message_length'] as number | undefined) ?? DEFAULT_MAX_RECEIVE_BYTES;
     this.maxSendBytes = (options['grpc.max_send_message_length'] as number | undefined) ?? DEFAULT_MAX_SEND_BYTES;

@@ -174,6 +174,11 @@ async function both(request: Buffer | string, options: Parameters<typeof call>[2
 }
 
 describe('FastUnaryServer answers as grpc-js does', () => {
+  it('refuses options under which it would answer differently: channelz on, server interceptors', () => {
+    expect(() => new FastUnaryServer({})).toThrow(/channelz off/);
+    expect(() => new FastUnaryServer({ ...GRPC_SERVER_DEFAULTS, interceptors: [(_methodDescriptor, call) => new grpc.ServerInterceptingCall(call)] })).toThrow(/no server interceptors/);
+  });
+
   it('takes unary calls on its own path (grpc-js still routes new streams through _streamHandler)', async () => {
     await call(fast, 'ok');
     expect(fast.seen.get('ok')?.call).toBeInstanceOf(FastUnaryCall);
