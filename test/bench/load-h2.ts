@@ -5,7 +5,7 @@
  * Map entry, with no stream object, no events and no header objects.
  *
  * - Requests: HEADERS with a header block built once per path (HPACK literals,
- *   load-hpack.ts), then DATA with END_STREAM. Everything a tick produces goes
+ *   src/transport/http2/hpack.ts), then DATA with END_STREAM. Everything a tick produces goes
  *   out in one socket write.
  * - Responses: only the status is read. A header block that ends a stream
  *   (trailers, or a trailers-only error) is decoded once and memoized by its
@@ -18,7 +18,7 @@
  *   and more than 2^30 calls per connection.
  */
 import * as net from 'node:net';
-import { decodeHeaderBlock, encodeHeaderBlock } from './load-hpack.ts';
+import { HpackDecoder, encodeHeaderBlock } from '../../src/transport/http2/hpack.ts';
 
 /** Called once per call with its gRPC status code. */
 type CallDone = (code: number) => void;
@@ -78,6 +78,8 @@ export class RawHttp2Connection {
   private readonly socket: net.Socket;
   private readonly authority: string;
   private readonly headerBlocks = new Map<string, Buffer>();
+  /** We advertise a header table size of 0, so decoding keeps no state and skipped blocks lose nothing. */
+  private readonly hpack = new HpackDecoder(0);
   /** grpc-status of end-of-stream header blocks seen before, by their bytes. */
   private readonly statusByBlock = new Map<string, number>();
   private readonly calls = new Map<number, Call>();
@@ -375,7 +377,7 @@ export class RawHttp2Connection {
     let status = this.statusByBlock.get(key);
     if (status === undefined) {
       status = UNKNOWN;
-      for (const [name, value] of decodeHeaderBlock(block)) if (name === 'grpc-status') status = Number(value);
+      for (const [name, value] of this.hpack.decode(block)) if (name === 'grpc-status') status = Number(value);
       // Bounded: error messages vary, successes do not.
       if (this.statusByBlock.size > 1000) this.statusByBlock.clear();
       this.statusByBlock.set(key, status);

@@ -1,10 +1,9 @@
 /**
- * Just enough HPACK (RFC 7541) for the load generator's HTTP/2 client:
- * encoding request headers as literals against the static table, and decoding
- * response header blocks that use the static table, literals and Huffman
- * coding but no dynamic table. The client advertises a header table size of 0
- * (SETTINGS_HEADER_TABLE_SIZE), so a conforming server never refers to
- * dynamic entries; a block that does is rejected rather than misread.
+ * HPACK (RFC 7541), header compression for HTTP/2: a decoder with the whole
+ * of the format (static and dynamic tables, Huffman coding, size updates,
+ * limits), and an encoder that writes literal fields against the static
+ * table only, with no dynamic table and no Huffman, so that a block is the
+ * same bytes every time and can be built once.
  */
 
 /** RFC 7541 Appendix A: the static table, index 1 first. */
@@ -160,6 +159,8 @@ export function encodeHeaderBlock(fields: readonly (readonly [string, string])[]
   return Buffer.from(out);
 }
 
+const MAX_INTEGER = 2 ** 31 - 1;
+
 class Reader {
   offset = 0;
   constructor(private readonly bytes: Uint8Array) {}
@@ -181,8 +182,9 @@ class Reader {
     for (let shift = 0; ; shift += 7) {
       const b = this.byte();
       value += (b & 0x7f) * 2 ** shift;
+      // Nothing in a header block is legitimately 2^31 or more (a length, an index, a table size).
+      if (value > MAX_INTEGER) throw new HpackError('integer too large');
       if ((b & 0x80) === 0) return value;
-      if (shift > 28) throw new HpackError('integer too large');
     }
   }
 
@@ -192,36 +194,125 @@ class Reader {
     if (this.offset + length > this.bytes.length) throw new HpackError('truncated string');
     const raw = this.bytes.subarray(this.offset, this.offset + length);
     this.offset += length;
-    return (first & 0x80) !== 0 ? huffmanDecode(raw) : Buffer.from(raw).toString('latin1');
+    return (first & 0x80) !== 0 ? huffmanDecode(raw) : Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1');
   }
 }
 
-function staticEntry(index: number): readonly [string, string] {
-  const entry = STATIC_TABLE[index - 1];
-  if (entry === undefined) throw new HpackError(`index ${index} is not in the static table (the dynamic table is disabled)`);
-  return entry;
+/** RFC 7541 4.1: an entry's size is its name and value octets plus 32. */
+const ENTRY_OVERHEAD = 32;
+const entrySize = (name: string, value: string): number => name.length + value.length + ENTRY_OVERHEAD;
+
+/** A header block whose fields, counted as RFC 7540 6.5.2 counts them, exceed the decoder's limit. The table is still in step. */
+export class HeaderListTooLargeError extends HpackError {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`header list of ${bytes} bytes is over the limit of ${limit}`);
+    this.name = 'HeaderListTooLargeError';
+  }
 }
 
-/** Decodes a complete header block into name/value pairs, in order. */
-export function decodeHeaderBlock(block: Uint8Array): [string, string][] {
-  const fields: [string, string][] = [];
-  const r = new Reader(block);
-  while (!r.done) {
-    const first = r.byte();
-    if ((first & 0x80) !== 0) {
-      const [name, value] = staticEntry(r.integer(7, first));
-      fields.push([name, value]);
-    } else if ((first & 0xe0) === 0x20) {
-      // Dynamic table size update: only 0 fits the size this client allows.
-      const size = r.integer(5, first);
-      if (size !== 0) throw new HpackError(`table size update to ${size}; this decoder allows 0`);
-    } else {
-      // Literal: with incremental indexing (01, 6-bit index) or without / never indexed (000x, 4-bit index).
-      // With a table size of 0 an "indexed" literal is evicted at once, so all three read alike.
-      const index = (first & 0xc0) === 0x40 ? r.integer(6, first) : r.integer(4, first);
-      const name = index === 0 ? r.string() : staticEntry(index)[0];
-      fields.push([name, r.string()]);
+/**
+ * One direction of one connection's header compression (RFC 7541): the
+ * static table, a dynamic table that the peer's encoder fills and sizes, and
+ * Huffman coding. Every block must be decoded in the order it arrived, whole:
+ * a block left half-read would leave the table out of step with the peer's,
+ * so any HpackError but HeaderListTooLargeError ends the connection
+ * (COMPRESSION_ERROR).
+ */
+export class HpackDecoder {
+  /** Newest first, as indices 62, 63, ... address them. */
+  private readonly table: [string, string][] = [];
+  private tableBytes = 0;
+  private maxTableBytes: number;
+
+  /**
+   * @param settingsTableBytes our SETTINGS_HEADER_TABLE_SIZE: the most the peer's size updates may ask for
+   * @param maxHeaderListBytes the most a block's fields may add up to (SETTINGS_MAX_HEADER_LIST_SIZE)
+   */
+  constructor(
+    private settingsTableBytes = 4096,
+    private readonly maxHeaderListBytes = Number.POSITIVE_INFINITY,
+  ) {
+    this.maxTableBytes = settingsTableBytes;
+  }
+
+  /** The dynamic table's entries, newest first (for tests and debugging). */
+  get dynamicTable(): readonly (readonly [string, string])[] {
+    return this.table;
+  }
+
+  /** Our SETTINGS_HEADER_TABLE_SIZE changed and the peer acknowledged it. */
+  setSettingsTableBytes(bytes: number): void {
+    this.settingsTableBytes = bytes;
+    if (this.maxTableBytes > bytes) this.resize(bytes);
+  }
+
+  /** Decodes a complete header block (HEADERS plus its CONTINUATIONs) into name/value pairs, in order. */
+  decode(block: Uint8Array): [string, string][] {
+    const fields: [string, string][] = [];
+    const r = new Reader(block);
+    let listBytes = 0;
+    let first = true;
+    while (!r.done) {
+      const lead = r.byte();
+      let field: [string, string];
+      if ((lead & 0x80) !== 0) {
+        field = this.entry(r.integer(7, lead));
+      } else if ((lead & 0xe0) === 0x20) {
+        // RFC 7541 4.2: size updates come first in a block, and stay within our setting.
+        if (!first) throw new HpackError('dynamic table size update after the first field of a block');
+        const size = r.integer(5, lead);
+        if (size > this.settingsTableBytes) throw new HpackError(`dynamic table size update to ${size}, over the ${this.settingsTableBytes} allowed`);
+        this.resize(size);
+        continue;
+      } else {
+        // Literal with incremental indexing (01, 6-bit index), or without / never indexed (000x, 4-bit index).
+        const indexed = (lead & 0xc0) === 0x40;
+        const index = indexed ? r.integer(6, lead) : r.integer(4, lead);
+        const name = index === 0 ? r.string() : this.entry(index)[0];
+        field = [name, r.string()];
+        if (indexed) this.add(field);
+      }
+      first = false;
+      listBytes += entrySize(field[0], field[1]);
+      fields.push(field);
+    }
+    if (listBytes > this.maxHeaderListBytes) throw new HeaderListTooLargeError(listBytes, this.maxHeaderListBytes);
+    return fields;
+  }
+
+  private entry(index: number): [string, string] {
+    if (index === 0) throw new HpackError('index 0');
+    if (index <= STATIC_TABLE.length) {
+      const [name, value] = STATIC_TABLE[index - 1] as readonly [string, string];
+      return [name, value];
+    }
+    const entry = this.table[index - STATIC_TABLE.length - 1];
+    if (entry === undefined) throw new HpackError(`index ${index} is past the dynamic table (${this.table.length} entries)`);
+    return entry;
+  }
+
+  private add(field: [string, string]): void {
+    const size = entrySize(field[0], field[1]);
+    // RFC 7541 4.4: an entry larger than the table empties it and is not added.
+    this.evictTo(this.maxTableBytes - size);
+    if (size <= this.maxTableBytes) {
+      this.table.unshift(field);
+      this.tableBytes += size;
     }
   }
-  return fields;
+
+  private resize(bytes: number): void {
+    this.maxTableBytes = bytes;
+    this.evictTo(bytes);
+  }
+
+  private evictTo(bytes: number): void {
+    while (this.tableBytes > Math.max(0, bytes)) {
+      const [name, value] = this.table.pop() as [string, string];
+      this.tableBytes -= entrySize(name, value);
+    }
+  }
 }
