@@ -12,7 +12,7 @@
  *
  * What a handler sees is the same as with grpc-js: a call object with
  * `request`, `metadata`, `getPeer()`, `getDeadline()`, `getAuthContext()`,
- * `cancelled` and the 'cancelled' event, and a callback(error, value,
+ * `sendMetadata()`, `cancelled` and the 'cancelled' event, and a callback(error, value,
  * trailer). What the client sees is the same too: the response headers,
  * statuses, trailers and message-size errors grpc-js sends.
  *
@@ -52,10 +52,13 @@ const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
 };
 const RESPOND_OPTIONS: http2.ServerStreamResponseOptions = { waitForTrailers: true };
 const TRAILERS_ONLY_OPTIONS: http2.ServerStreamResponseOptions = { endStream: true };
+const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
 
 /** Request headers that are transport, not call metadata (grpc-js drops the same). */
 const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
 
+/** The longest delay setTimeout takes (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_PATTERN = /^(\d{1,8})\s*([HMSmun])$/;
 const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
@@ -137,11 +140,16 @@ export class FastUnaryCall extends EventEmitter {
   request: unknown = null;
   private readonly chunks: Buffer[] = [];
   private receivedBytes = 0;
-  private lengthChecked = false;
+  /** The request message's length from its prefix; -1 until the prefix is in. */
+  private declaredBytes = -1;
   private done = false;
   private deadline = Infinity;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private metadataCache: grpc.Metadata | null = null;
+  /** Whether the response headers went out (sendMetadata, or the answer). */
+  private headersSent = false;
+  /** What the response ends with, sent when node:http2 asks for it ('wantTrailers'). */
+  private trailers: http2.OutgoingHttpHeaders = OK_TRAILERS;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -207,6 +215,8 @@ export class FastUnaryCall extends EventEmitter {
     }
     const timeoutMs = Math.trunc(Number(match[1]) * (TIMEOUT_UNIT_MS[match[2] as string] as number));
     this.deadline = Date.now() + timeoutMs;
+    // Node fires a longer timer at once (with a warning); a deadline over 24 days away never ends a call.
+    if (timeoutMs > MAX_TIMER_MS) return true;
     this.deadlineTimer = setTimeout(() => {
       if (this.done) return;
       this.sendStatus(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded', null);
@@ -219,14 +229,19 @@ export class FastUnaryCall extends EventEmitter {
     if (this.done) return;
     this.chunks.push(chunk);
     this.receivedBytes += chunk.length;
-    if (!this.lengthChecked && this.receivedBytes >= PREFIX_BYTES) {
-      this.lengthChecked = true;
+    if (this.declaredBytes < 0 && this.receivedBytes >= PREFIX_BYTES) {
       const head = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks);
       const length = head.readUInt32BE(1);
       // The same check and words as grpc-js's decoder, before the message is buffered whole.
       if (this.maxReceiveBytes !== -1 && length > this.maxReceiveBytes) {
         this.sendStatus(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceiveBytes})`, null);
+        return;
       }
+      this.declaredBytes = length;
+    }
+    // A unary call has one message: anything past it is refused now, not buffered until the client ends.
+    if (this.declaredBytes >= 0 && this.receivedBytes > PREFIX_BYTES + this.declaredBytes) {
+      this.sendStatus(grpc.status.UNIMPLEMENTED, `Received more than one request message for unary method ${this.route.path}`, null);
     }
   }
 
@@ -238,10 +253,9 @@ export class FastUnaryCall extends EventEmitter {
       this.sendStatus(grpc.status.UNIMPLEMENTED, `Received no request message for unary method ${this.route.path}`, null);
       return;
     }
-    const length = frame.readUInt32BE(1);
-    if (frame.length !== PREFIX_BYTES + length) {
-      const problem = frame.length < PREFIX_BYTES + length ? 'a truncated request message' : 'more than one request message';
-      this.sendStatus(grpc.status.UNIMPLEMENTED, `Received ${problem} for unary method ${this.route.path}`, null);
+    // onData refused any bytes past the declared message, so only a short one is left to catch.
+    if (frame.length < PREFIX_BYTES + frame.readUInt32BE(1)) {
+      this.sendStatus(grpc.status.UNIMPLEMENTED, `Received a truncated request message for unary method ${this.route.path}`, null);
       return;
     }
     if (frame[0] !== 0) {
@@ -261,7 +275,7 @@ export class FastUnaryCall extends EventEmitter {
     }
   }
 
-  private respond(error: grpc.ServerErrorResponse | Partial<grpc.StatusObject> | null, value?: unknown, trailer?: grpc.Metadata): void {
+  private respond(error: grpc.ServerErrorResponse | Partial<grpc.StatusObject> | null, value?: unknown, trailer?: grpc.Metadata | null): void {
     if (this.done) return;
     if (error !== null && error !== undefined) {
       // grpc-js's serverErrorToStatus: a numeric code and its details, else UNKNOWN with the message.
@@ -288,9 +302,12 @@ export class FastUnaryCall extends EventEmitter {
     frame[0] = 0;
     frame.writeUInt32BE(message.length, 1);
     message.copy(frame, PREFIX_BYTES);
-    const trailers = trailer === undefined ? { 'grpc-status': '0', 'grpc-message': 'OK' } : { 'grpc-status': '0', 'grpc-message': 'OK', ...trailer.toHttp2Headers() };
-    this.stream.respond(RESPONSE_HEADERS, RESPOND_OPTIONS);
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));
+    this.trailers = trailer === undefined || trailer === null ? OK_TRAILERS : { ...OK_TRAILERS, ...trailer.toHttp2Headers() };
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.respond(RESPONSE_HEADERS, RESPOND_OPTIONS);
+    }
+    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
     this.stream.end(frame);
   }
 
@@ -299,16 +316,25 @@ export class FastUnaryCall extends EventEmitter {
     if (this.done) return;
     this.finish();
     // The rest of the request (if any) is read and dropped.
+    this.chunks.length = 0;
     this.stream.resume();
     if (this.stream.destroyed || this.stream.closed) return;
-    const headers: http2.OutgoingHttpHeaders = {
-      ':status': 200,
-      'content-type': 'application/grpc+proto',
-      'grpc-status': String(code),
-      'grpc-message': encodeURI(details),
-      ...metadata?.toHttp2Headers(),
-    };
-    this.stream.respond(headers, TRAILERS_ONLY_OPTIONS);
+    const status: http2.OutgoingHttpHeaders = { 'grpc-status': String(code), 'grpc-message': encodeURI(details), ...metadata?.toHttp2Headers() };
+    if (this.headersSent) {
+      // The handler sent its metadata already: the status goes in trailers after them.
+      this.trailers = status;
+      this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+      this.stream.end();
+      return;
+    }
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', ...status }, TRAILERS_ONLY_OPTIONS);
+  }
+
+  /** The response headers, with the handler's metadata, at once (grpc-js's call.sendMetadata). */
+  sendMetadata(metadata: grpc.Metadata): void {
+    if (this.done || this.headersSent || this.stream.destroyed || this.stream.closed) return;
+    this.headersSent = true;
+    this.stream.respond({ ...RESPONSE_HEADERS, ...metadata.toHttp2Headers() }, RESPOND_OPTIONS);
   }
 
   private finish(): void {

@@ -55,7 +55,14 @@ function handlers(seen: Map<string, Seen>): grpc.UntypedServiceImplementation {
     call.on('cancelled', () => (record.cancelled = true));
     if (text === 'ok') callback(null, Buffer.from('fine'));
     else if (text === 'empty') callback(null, Buffer.alloc(0));
-    else if (text === 'trailer') callback(null, Buffer.from('fine'), metadataOf({ 'x-trailer': 'yes', 'x-bytes-bin': Buffer.from([1, 2, 3]) }));
+    else if (text === 'null trailer') (callback as unknown as (error: null, value: Buffer, trailer: null) => void)(null, Buffer.from('fine'), null);
+    else if (text === 'initial metadata') {
+      call.sendMetadata(metadataOf({ 'x-initial': 'early' }));
+      callback(null, Buffer.from('fine'));
+    } else if (text === 'initial metadata, then error') {
+      call.sendMetadata(metadataOf({ 'x-initial': 'early' }));
+      callback({ code: grpc.status.ABORTED, details: 'after the headers', metadata: metadataOf({ 'x-trailer': 'late' }) });
+    } else if (text === 'trailer') callback(null, Buffer.from('fine'), metadataOf({ 'x-trailer': 'yes', 'x-bytes-bin': Buffer.from([1, 2, 3]) }));
     else if (text === 'status') callback({ code: grpc.status.FAILED_PRECONDITION, details: 'not here: ü, 100% and\nnewline', metadata: metadataOf({ 'quorumkv-leader-id': 'n2' }) });
     else if (text === 'plain error') callback(new Error('a plain error'));
     else if (text === 'throw') throw new Error('thrown by the handler');
@@ -195,6 +202,13 @@ describe('FastUnaryServer answers as grpc-js does', () => {
     expect(outcome.headers).toMatchObject({ 'content-type': ['application/grpc+proto'] });
   });
 
+  it('a null trailer, and initial metadata sent by the handler before its answer or its error', async () => {
+    expect(await both('null trailer')).toMatchObject({ value: 'fine', code: grpc.status.OK });
+    expect((await both('initial metadata')).headers).toMatchObject({ 'x-initial': ['early'] });
+    const failed = await both('initial metadata, then error');
+    expect(failed).toMatchObject({ code: grpc.status.ABORTED, details: 'after the headers', headers: { 'x-initial': ['early'] }, trailers: { 'x-trailer': ['late'] } });
+  });
+
   it('a status with details that need escaping and metadata', async () => {
     const outcome = await both('status');
     expect(outcome).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: 'not here: ü, 100% and\nnewline', value: null });
@@ -265,27 +279,32 @@ describe('FastUnaryServer answers as grpc-js does', () => {
 });
 
 describe('FastUnaryServer on malformed unary requests (raw HTTP/2)', () => {
-  function raw(body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: string; message: string }> {
+  /** One call with a raw HTTP/2 client; `keepOpen` sends the body without ending the request. */
+  function raw(body: Buffer, headers: http2.OutgoingHttpHeaders = {}, keepOpen = false): Promise<{ status: string; message: string }> {
     return new Promise((resolve, reject) => {
       const session = http2.connect(`http://127.0.0.1:${fast.port}`);
       session.on('error', reject);
       const stream = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      stream.on('error', () => {});
       let status = '';
       let message = '';
       const take = (block: http2.IncomingHttpHeaders): void => {
         if (block['grpc-status'] !== undefined) {
           status = String(block['grpc-status']);
           message = decodeURIComponent(String(block['grpc-message'] ?? ''));
+          // A request still open ends when the server resets it after its answer (or never): the status is what counts.
+          if (keepOpen) stream.close();
         }
       };
       stream.on('response', take);
       stream.on('trailers', take);
       stream.on('data', () => {});
       stream.on('close', () => {
-        session.close();
+        session.destroy();
         resolve({ status, message });
       });
-      stream.end(body);
+      if (keepOpen) stream.write(body);
+      else stream.end(body);
     });
   }
 
@@ -309,6 +328,25 @@ describe('FastUnaryServer on malformed unary requests (raw HTTP/2)', () => {
   it("the server's own deadline, for a client that does not keep one: DEADLINE_EXCEEDED and the handler told", async () => {
     expect(await raw(framed('slow raw'), { 'grpc-timeout': '100m' })).toEqual({ status: String(grpc.status.DEADLINE_EXCEEDED), message: 'Deadline exceeded' });
     expect(fast.seen.get('slow raw')?.cancelled).toBe(true);
+  });
+
+  it('bytes past the declared message, with the request never ended: refused at once, not buffered', async () => {
+    // A prefix declaring 2 bytes, then far more than the receive limit; the client never half-closes.
+    const flood = Buffer.concat([framed('ok'), Buffer.alloc(MAX_RECEIVE * 4, 0x61)]);
+    expect(await raw(flood, {}, true)).toMatchObject({ status: String(grpc.status.UNIMPLEMENTED), message: expect.stringContaining('more than one') });
+  }, 10_000);
+
+  it('a deadline too far away for a timer (over 2^31 ms): the call runs, and getDeadline still tells it', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      expect(await raw(framed('ok'), { 'grpc-timeout': '5000000S' })).toEqual({ status: '0', message: 'OK' });
+      expect(await raw(framed('facts'), { 'grpc-timeout': '99999999H' })).toEqual({ status: '0', message: 'OK' });
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
   });
 
   it('a malformed grpc-timeout: INTERNAL naming the value', async () => {
