@@ -91,11 +91,11 @@ export class ServerStream {
     this.sendWindow = sendWindow;
   }
 
-  /** Response headers (`:status` first); endStream for a headers-only (trailers-only) answer. */
-  respond(fields: HeaderFields, endStream = false): void {
+  /** Response headers (`:status` first), as fields or a block encoded once; endStream for a headers-only (trailers-only) answer. */
+  respond(fields: HeaderFields | Buffer, endStream = false): void {
     if (this.closed || this.responseEnded) return;
     if (endStream) this.responseEnded = true;
-    this.connection.sendHeaders(this, encodeHeaderBlock(fields), endStream);
+    this.connection.sendHeaders(this, blockOf(fields), endStream);
   }
 
   /** Body bytes; false once more is queued than the send window allows (wait for onDrain). */
@@ -104,11 +104,11 @@ export class ServerStream {
     return this.connection.sendData(this, data, false, null);
   }
 
-  /** Ends the response, with trailers when given. */
-  end(trailers: HeaderFields | null = null, data: Buffer = EMPTY): void {
+  /** Ends the response, with trailers (fields, or a block encoded once) when given. */
+  end(trailers: HeaderFields | Buffer | null = null, data: Buffer = EMPTY): void {
     if (this.closed || this.responseEnded) return;
     this.responseEnded = true;
-    this.connection.sendData(this, data, trailers === null, trailers === null ? null : encodeHeaderBlock(trailers));
+    this.connection.sendData(this, data, trailers === null, trailers === null ? null : blockOf(trailers));
   }
 
   /** Abandons the stream with RST_STREAM. */
@@ -118,6 +118,7 @@ export class ServerStream {
 }
 
 const EMPTY = Buffer.alloc(0);
+const blockOf = (fields: HeaderFields | Buffer): Buffer => (Buffer.isBuffer(fields) ? fields : encodeHeaderBlock(fields));
 const BLOCK_BYTES_PER_LIST_BYTE = 4;
 /** Queued response bytes per stream beyond its send window before write() says to wait. */
 const HIGH_WATER_BYTES = 64 * 1024;
