@@ -190,7 +190,7 @@ export function createReflectionService(services: readonly string[] = CLIENT_POR
  * CPU, a quarter of a node's start (and of each client thread's), and most
  * processes are never asked.
  */
-export function addReflection(server: grpc.Server, services: readonly string[] = CLIENT_PORT_SERVICES): void {
+export function addReflection(server: Pick<grpc.Server, 'addService'>, services: readonly string[] = CLIENT_PORT_SERVICES): void {
   let built: Map<string, grpc.UntypedServiceImplementation> | null = null;
   const implementationOf = (service: string): grpc.UntypedServiceImplementation => {
     if (built === null) {

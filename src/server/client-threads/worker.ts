@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { addReflection, loadProtos } from '../../proto/loader.ts';
 import { NodeTls } from '../../tls/node-tls.ts';
-import { FastUnaryServer } from '../../transport/fast-unary-server.ts';
+import { Http2GrpcServer } from '../../transport/http2/grpc-server.ts';
 import { FORWARDED_METADATA, REPLY_FIELDS, ReplyKind, clientMethods, packBytes } from './protocol.ts';
 import type { CallBatch, ConnectionFacts, MainToWorker, ReplyBatch, StatusReply, WorkerSettings, WorkerToMain } from './protocol.ts';
 
@@ -37,7 +37,11 @@ const post = (message: WorkerToMain, transfer: ArrayBuffer[] = []): void => port
 const identity = (bytes: Buffer): Buffer => bytes;
 const protos = loadProtos();
 const methods = clientMethods(protos);
-const server = new FastUnaryServer(settings.serverOptions);
+const server = new Http2GrpcServer({
+  maxReceiveBytes: settings.serverOptions['grpc.max_receive_message_length'] as number | undefined,
+  maxSendBytes: settings.serverOptions['grpc.max_send_message_length'] as number | undefined,
+  limits: { maxConcurrentStreams: (settings.serverOptions['grpc.max_concurrent_streams'] as number | undefined) ?? 100 },
+});
 
 /** Connections by their peer address, which is what a call tells (call.getPeer()). */
 const connections = new Map<string, Connection>();
@@ -140,8 +144,7 @@ for (const [index, method] of methods.entries()) {
 addReflection(server);
 
 const tls = settings.tls === null ? null : NodeTls.load(settings.tls.files, settings.tls.nodeId);
-const credentials = tls === null ? grpc.ServerCredentials.createInsecure() : tls.clientPortServerCredentials(settings.tls?.requireClientCertificate ?? false);
-const injector = server.createConnectionInjector(credentials);
+const tlsOptions = tls === null ? null : { material: () => tls.material, requireClientCertificate: settings.tls?.requireClientCertificate ?? false };
 
 let draining = false;
 const listener = net.createServer((socket) => {
@@ -159,7 +162,9 @@ const listener = net.createServer((socket) => {
       scheduleFlush();
     }
   });
-  injector.injectConnection(socket);
+  socket.setNoDelay(true);
+  if (tlsOptions === null) server.serve(socket);
+  else server.serveTls(socket, tlsOptions);
 });
 let listeningNow = false;
 // Before listening an error (port taken) fails the start; after, one failed accept (EMFILE) is logged, as grpc-js's own server would go on.
@@ -265,7 +270,7 @@ function reloadTls(): void {
  */
 function drain(graceMs: number): void {
   draining = true;
-  injector.drain(graceMs);
+  void server.close(graceMs);
   const cut = setTimeout(() => {
     for (const { socket } of connections.values()) socket?.destroy();
   }, graceMs + 500);

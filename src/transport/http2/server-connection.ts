@@ -91,6 +91,11 @@ export class ServerStream {
     this.sendWindow = sendWindow;
   }
 
+  /** The connection's socket (a TLSSocket under TLS): who the peer is. */
+  get socket(): Duplex {
+    return this.connection.socket;
+  }
+
   /** Response headers (`:status` first), as fields or a block encoded once; endStream for a headers-only (trailers-only) answer. */
   respond(fields: HeaderFields | Buffer, endStream = false): void {
     if (this.closed || this.responseEnded) return;
@@ -146,7 +151,7 @@ export class ServerConnection {
   private ended = false;
 
   constructor(
-    private readonly socket: Duplex,
+    readonly socket: Duplex,
     private readonly onStream: (stream: ServerStream, headers: [string, string][]) => void,
     private readonly limits: ConnectionLimits = DEFAULT_LIMITS,
   ) {

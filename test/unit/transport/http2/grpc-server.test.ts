@@ -61,7 +61,7 @@ let reference: { client: grpc.Client; server: grpc.Server };
 beforeAll(async () => {
   const server = new Http2GrpcServer({ maxReceiveBytes: LIMIT, maxSendBytes: LIMIT });
   server.addService(SERVICE, implementation);
-  const port = await server.listen('127.0.0.1', 0);
+  const port = await server.listen('127.0.0.1:0');
   own = { server, client: new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) };
   const grpcServer = new grpc.Server({ ...GRPC_SERVER_DEFAULTS, 'grpc.max_receive_message_length': LIMIT, 'grpc.max_send_message_length': LIMIT });
   grpcServer.addService(SERVICE, implementation);
@@ -71,7 +71,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   own?.client.close();
-  own?.server.close();
+  void own?.server.close();
   reference?.client.close();
   reference?.server.forceShutdown();
 });

@@ -1,0 +1,481 @@
+/**
+ * The call objects gRPC handlers get, on our HTTP/2 streams, shaped as
+ * grpc-js's (ServerUnaryCall, ServerWritableStream, ServerDuplexStream), so
+ * that handlers written for grpc-js run unchanged; and the same statuses,
+ * trailers and size errors on the wire.
+ */
+import { EventEmitter } from 'node:events';
+import { Duplex, Writable } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { encodeHeaderBlock } from './hpack.ts';
+import type { HeaderFields, ServerStream } from './server-connection.ts';
+
+export interface Route {
+  readonly path: string;
+  readonly kind: 'unary' | 'serverStream' | 'bidi';
+  readonly handler: grpc.UntypedHandleCall;
+  readonly serialize: grpc.serialize<unknown>;
+  readonly deserialize: grpc.deserialize<unknown>;
+}
+
+export interface CallLimits {
+  /** grpc-js's meaning: the largest request message, and the largest answer (-1: no limit). */
+  readonly maxReceiveBytes: number;
+  readonly maxSendBytes: number;
+}
+
+export type RequestHeaders = Readonly<Record<string, string | string[]>>;
+
+const PREFIX_BYTES = 5;
+const RESPONSE_HEADERS: HeaderFields = [
+  [':status', '200'],
+  ['content-type', 'application/grpc+proto'],
+  ['grpc-accept-encoding', 'identity'],
+];
+const OK_TRAILERS: HeaderFields = [
+  ['grpc-status', '0'],
+  ['grpc-message', 'OK'],
+];
+// The blocks every answer sends, encoded once (our encoder keeps no table, so they never change).
+const RESPONSE_BLOCK = encodeHeaderBlock(RESPONSE_HEADERS);
+const OK_TRAILERS_BLOCK = encodeHeaderBlock(OK_TRAILERS);
+/** Request headers that are transport, not call metadata (grpc-js drops the same). */
+const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
+const TIMEOUT_PATTERN = /^(\d{1,8})\s*([HMSmun])$/;
+const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+/** The longest delay setTimeout takes (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A status with details and metadata, as grpc-js's serverErrorToStatus reads an error. */
+function statusOf(error: unknown, trailer: grpc.Metadata | null | undefined): { code: grpc.status; details: string; metadata: grpc.Metadata | null } {
+  const withCode = error as Partial<grpc.StatusObject> & { message?: string };
+  const hasCode = typeof withCode.code === 'number' && Number.isInteger(withCode.code);
+  const details = hasCode && typeof withCode.details === 'string' ? withCode.details : (withCode.message ?? 'Unknown Error');
+  return { code: hasCode ? (withCode.code as grpc.status) : grpc.status.UNKNOWN, details, metadata: trailer ?? withCode.metadata ?? null };
+}
+
+export function metadataFields(metadata: grpc.Metadata | null | undefined): [string, string][] {
+  if (metadata === null || metadata === undefined) return [];
+  const fields: [string, string][] = [];
+  for (const [name, value] of Object.entries(metadata.toHttp2Headers())) {
+    for (const one of Array.isArray(value) ? value : [value]) fields.push([name, String(one)]);
+  }
+  return fields;
+}
+
+/** Answers a stream with a status and nothing else (a trailers-only response). */
+export function trailersOnly(stream: ServerStream, code: grpc.status, details: string, metadata: grpc.Metadata | null): void {
+  stream.respond([[':status', '200'], ['content-type', 'application/grpc+proto'], ['grpc-status', String(code)], ['grpc-message', encodeURI(details)], ...metadataFields(metadata)], true);
+}
+
+function framed(message: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, PREFIX_BYTES);
+  return frame;
+}
+
+/**
+ * What every call shares: the request's facts (metadata, peer, deadline,
+ * TLS peer), the response headers, the status at the end, and telling the
+ * handler when the client goes away.
+ */
+class CallState {
+  done = false;
+  headersSent = false;
+  private metadataCache: grpc.Metadata | null = null;
+  deadline = Infinity;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly stream: ServerStream,
+    readonly headers: RequestHeaders,
+    readonly route: Route,
+    readonly limits: CallLimits,
+  ) {}
+
+  get metadata(): grpc.Metadata {
+    if (this.metadataCache === null) {
+      const metadata = grpc.Metadata.fromHttp2Headers(this.headers as Record<string, string | string[]>);
+      for (const name of TRANSPORT_HEADERS) metadata.remove(name);
+      this.metadataCache = metadata;
+    }
+    return this.metadataCache;
+  }
+
+  peer(): string {
+    const socket = this.stream.socket as { remoteAddress?: string; remotePort?: number };
+    if (socket.remoteAddress === undefined) return 'unknown';
+    return socket.remotePort === undefined ? socket.remoteAddress : `${socket.remoteAddress}:${socket.remotePort}`;
+  }
+
+  /** As grpc-js: the peer certificate only when TLS verified it against the CA. */
+  authContext(): { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
+    const socket = this.stream.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
+    const certificate = socket.getPeerCertificate();
+    return certificate.raw === undefined ? { transportSecurityType: 'ssl' } : { transportSecurityType: 'ssl', sslPeerCertificate: certificate };
+  }
+
+  /** Starts the grpc-timeout's timer; false (and the call answered) when the header is malformed. */
+  startDeadline(onExpiry: () => void): boolean {
+    const header = this.headers['grpc-timeout'];
+    if (header === undefined) return true;
+    const match = TIMEOUT_PATTERN.exec(String(header));
+    if (match === null) {
+      this.fail(grpc.status.INTERNAL, `Invalid grpc-timeout value "${String(header)}"`, null);
+      return false;
+    }
+    const timeoutMs = Math.trunc(Number(match[1]) * (TIMEOUT_UNIT_MS[match[2] as string] as number));
+    this.deadline = Date.now() + timeoutMs;
+    // Node fires a longer timer at once; a deadline over 24 days away never ends a call.
+    if (timeoutMs <= MAX_TIMER_MS) {
+      this.deadlineTimer = setTimeout(() => {
+        if (this.done) return;
+        this.fail(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded', null);
+        onExpiry();
+      }, timeoutMs);
+    }
+    return true;
+  }
+
+  sendMetadata(metadata: grpc.Metadata | null): void {
+    if (this.done || this.headersSent) return;
+    this.headersSent = true;
+    this.stream.respond(metadata === null ? RESPONSE_BLOCK : [...RESPONSE_HEADERS, ...metadataFields(metadata)]);
+  }
+
+  /** A serialized message framed for the wire, or null (and the call failed) when it cannot be sent. */
+  frame(message: unknown): Buffer | null {
+    let bytes: Buffer;
+    try {
+      bytes = this.route.serialize(message);
+    } catch {
+      this.fail(grpc.status.INTERNAL, 'Error serializing response', null);
+      return null;
+    }
+    if (this.limits.maxSendBytes !== -1 && bytes.length > this.limits.maxSendBytes) {
+      this.fail(grpc.status.RESOURCE_EXHAUSTED, `Sent message larger than max (${bytes.length + PREFIX_BYTES} vs. ${this.limits.maxSendBytes})`, null);
+      return null;
+    }
+    return framed(bytes);
+  }
+
+  /** The last message (if any) and an OK status. */
+  succeed(lastMessage: Buffer | null, trailer: grpc.Metadata | null): void {
+    if (this.done) return;
+    this.sendMetadata(null);
+    this.finish();
+    this.stream.end(trailer === null ? OK_TRAILERS_BLOCK : [...OK_TRAILERS, ...metadataFields(trailer)], lastMessage ?? undefined);
+  }
+
+  fail(code: grpc.status, details: string, metadata: grpc.Metadata | null): void {
+    if (this.done) return;
+    this.finish();
+    if (this.headersSent) this.stream.end([['grpc-status', String(code)], ['grpc-message', encodeURI(details)], ...metadataFields(metadata)]);
+    else trailersOnly(this.stream, code, details, metadata);
+  }
+
+  finish(): void {
+    this.done = true;
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+  }
+}
+
+/**
+ * Collects a stream's request messages: each is checked against the receive
+ * limit from its prefix, before it is buffered. `onMessage` gets the decoded
+ * messages; a unary or server-streaming call takes exactly one.
+ */
+class RequestReader {
+  private readonly chunks: Buffer[] = [];
+  private bufferedBytes = 0;
+  messages = 0;
+
+  constructor(
+    private readonly state: CallState,
+    private readonly maxMessages: number,
+    private readonly onMessage: (message: unknown) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.state.done) return;
+    this.chunks.push(chunk);
+    this.bufferedBytes += chunk.length;
+    while (this.bufferedBytes >= PREFIX_BYTES) {
+      const input = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+      this.chunks.length = 0;
+      this.chunks.push(input);
+      const length = input.readUInt32BE(1);
+      const { maxReceiveBytes } = this.state.limits;
+      if (maxReceiveBytes !== -1 && length > maxReceiveBytes) return this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${maxReceiveBytes})`);
+      if (this.messages >= this.maxMessages) return this.fail(grpc.status.UNIMPLEMENTED, `Received more than one request message for method ${this.state.route.path}`);
+      if (input.length < PREFIX_BYTES + length) return;
+      if (input[0] !== 0) return this.fail(grpc.status.INTERNAL, 'Received a compressed message without a grpc-encoding');
+      const rest = input.subarray(PREFIX_BYTES + length);
+      this.chunks.length = 0;
+      if (rest.length > 0) this.chunks.push(rest);
+      this.bufferedBytes = rest.length;
+      this.messages++;
+      let message: unknown;
+      try {
+        message = this.state.route.deserialize(input.subarray(PREFIX_BYTES, PREFIX_BYTES + length));
+      } catch {
+        return this.fail(grpc.status.INTERNAL, 'Error deserializing request');
+      }
+      this.onMessage(message);
+    }
+  }
+
+  /** At the request's end: null when it ended cleanly, else what was wrong. */
+  endProblem(): string | null {
+    if (this.bufferedBytes > 0) return `Received a truncated request message for method ${this.state.route.path}`;
+    return null;
+  }
+
+  private fail(code: grpc.status, details: string): void {
+    this.chunks.length = 0;
+    this.bufferedBytes = 0;
+    this.state.fail(code, details, null);
+  }
+}
+
+/** A unary call, as grpc.ServerUnaryCall. */
+export class UnaryCall extends EventEmitter {
+  cancelled = false;
+  request: unknown = null;
+  private readonly state: CallState;
+  private readonly reader: RequestReader;
+
+  constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
+    super();
+    this.state = new CallState(stream, headers, route, limits);
+    this.reader = new RequestReader(this.state, 1, (message) => (this.request = message));
+  }
+
+  start(): void {
+    const { stream } = this.state;
+    stream.onAbort = () => this.cancel();
+    if (!this.state.startDeadline(() => this.cancel())) return;
+    stream.onData = (chunk) => this.reader.push(chunk);
+    stream.onEnd = () => this.onEnd();
+  }
+
+  get metadata(): grpc.Metadata {
+    return this.state.metadata;
+  }
+
+  getPeer(): string {
+    return this.state.peer();
+  }
+
+  getDeadline(): number {
+    return this.state.deadline;
+  }
+
+  getPath(): string {
+    return this.state.route.path;
+  }
+
+  getAuthContext(): object {
+    return this.state.authContext();
+  }
+
+  sendMetadata(metadata: grpc.Metadata): void {
+    this.state.sendMetadata(metadata);
+  }
+
+  private onEnd(): void {
+    if (this.state.done) return;
+    const problem = this.reader.messages === 0 ? `Received no request message for unary method ${this.state.route.path}` : this.reader.endProblem();
+    if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
+    try {
+      (this.state.route.handler as grpc.handleUnaryCall<unknown, unknown>)(this as unknown as grpc.ServerUnaryCall<unknown, unknown>, (error, value, trailer) => this.respond(error, value, trailer));
+    } catch {
+      this.state.fail(grpc.status.UNKNOWN, 'Unknown error', null);
+    }
+  }
+
+  private respond(error: unknown, value: unknown, trailer: grpc.Metadata | null | undefined): void {
+    if (this.state.done) return;
+    if (error !== null && error !== undefined) {
+      const status = statusOf(error, trailer);
+      return this.state.fail(status.code, status.details, status.metadata);
+    }
+    const frame = this.state.frame(value);
+    if (frame !== null) this.state.succeed(frame, trailer ?? null);
+  }
+
+  private cancel(): void {
+    if (this.cancelled) return;
+    this.state.finish();
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+  }
+}
+
+/**
+ * The writing half of a streaming call, as grpc-js's ServerWritableStream:
+ * write() with backpressure (false, then 'drain'), end() for OK, and an
+ * 'error' event for any other status.
+ */
+function responseWriter(state: CallState, owner: Writable): Partial<Writable> {
+  let pendingStatus: { code: grpc.status; details: string; metadata: grpc.Metadata | null } | null = null;
+  owner.on('error', (error) => {
+    pendingStatus = statusOf(error, null);
+    owner.end();
+  });
+  return {
+    _write(message: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+      if (state.done) return callback();
+      const frame = state.frame(message);
+      if (frame === null) return callback();
+      state.sendMetadata(null);
+      if (state.stream.write(frame)) callback();
+      else state.stream.onDrain = () => callback();
+    },
+    _final(callback: (error?: Error | null) => void): void {
+      if (pendingStatus === null) state.succeed(null, null);
+      else state.fail(pendingStatus.code, pendingStatus.details, pendingStatus.metadata);
+      callback();
+    },
+  };
+}
+
+/** A server-streaming call, as grpc.ServerWritableStream. */
+export class ServerStreamingCall extends Writable {
+  cancelled = false;
+  request: unknown = null;
+  private readonly state: CallState;
+  private readonly reader: RequestReader;
+
+  constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
+    super({ objectMode: true });
+    this.state = new CallState(stream, headers, route, limits);
+    this.reader = new RequestReader(this.state, 1, (message) => (this.request = message));
+    const writer = responseWriter(this.state, this);
+    this._write = writer._write as Writable['_write'];
+    this._final = writer._final as Writable['_final'];
+  }
+
+  start(): void {
+    const { stream } = this.state;
+    stream.onAbort = () => this.cancel();
+    if (!this.state.startDeadline(() => this.cancel())) return;
+    stream.onData = (chunk) => this.reader.push(chunk);
+    stream.onEnd = () => {
+      if (this.state.done) return;
+      const problem = this.reader.messages === 0 ? `Received no request message for server streaming method ${this.state.route.path}` : this.reader.endProblem();
+      if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
+      try {
+        (this.state.route.handler as grpc.handleServerStreamingCall<unknown, unknown>)(this as unknown as grpc.ServerWritableStream<unknown, unknown>);
+      } catch {
+        this.state.fail(grpc.status.UNKNOWN, 'Unknown error', null);
+      }
+    };
+  }
+
+  get metadata(): grpc.Metadata {
+    return this.state.metadata;
+  }
+
+  getPeer(): string {
+    return this.state.peer();
+  }
+
+  getDeadline(): number {
+    return this.state.deadline;
+  }
+
+  getPath(): string {
+    return this.state.route.path;
+  }
+
+  getAuthContext(): object {
+    return this.state.authContext();
+  }
+
+  sendMetadata(metadata: grpc.Metadata): void {
+    this.state.sendMetadata(metadata);
+  }
+
+  private cancel(): void {
+    if (this.cancelled) return;
+    this.state.finish();
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+    this.destroy();
+  }
+}
+
+/** A bidi call, as grpc.ServerDuplexStream: the handler runs at once and reads the requests as they come. */
+export class BidiCall extends Duplex {
+  cancelled = false;
+  private readonly state: CallState;
+  private readonly reader: RequestReader;
+
+  constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
+    super({ objectMode: true });
+    this.state = new CallState(stream, headers, route, limits);
+    this.reader = new RequestReader(this.state, Number.POSITIVE_INFINITY, (message) => this.push(message));
+    const writer = responseWriter(this.state, this);
+    this._write = writer._write as Duplex['_write'];
+    this._final = writer._final as Duplex['_final'];
+  }
+
+  override _read(): void {
+    // Requests are pushed as they arrive; HTTP/2 flow control is what holds a client back.
+  }
+
+  start(): void {
+    const { stream } = this.state;
+    stream.onAbort = () => this.cancel();
+    if (!this.state.startDeadline(() => this.cancel())) return;
+    stream.onData = (chunk) => this.reader.push(chunk);
+    stream.onEnd = () => {
+      const problem = this.reader.endProblem();
+      if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
+      this.push(null);
+    };
+    try {
+      (this.state.route.handler as grpc.handleBidiStreamingCall<unknown, unknown>)(this as unknown as grpc.ServerDuplexStream<unknown, unknown>);
+    } catch {
+      this.state.fail(grpc.status.UNKNOWN, 'Unknown error', null);
+    }
+  }
+
+  get metadata(): grpc.Metadata {
+    return this.state.metadata;
+  }
+
+  getPeer(): string {
+    return this.state.peer();
+  }
+
+  getDeadline(): number {
+    return this.state.deadline;
+  }
+
+  getPath(): string {
+    return this.state.route.path;
+  }
+
+  getAuthContext(): object {
+    return this.state.authContext();
+  }
+
+  sendMetadata(metadata: grpc.Metadata): void {
+    this.state.sendMetadata(metadata);
+  }
+
+  private cancel(): void {
+    if (this.cancelled) return;
+    this.state.finish();
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+    this.destroy();
+  }
+}
