@@ -1,9 +1,9 @@
 /**
  * A node's TLS: its certificate, key and CA, loaded from PEM files and
- * reloadable (SIGHUP), as the grpc-js credentials each port and each dialer
- * needs:
+ * reloadable (SIGHUP), as each port and each dialer needs:
  *   - client port: TLS; client certificates requested and checked against the
- *     CA when offered, required with --client-cert-auth;
+ *     CA when offered, required with --client-cert-auth (the client port's own
+ *     server reads `material` at each handshake);
  *   - peer port: mutual TLS, a CA-signed client certificate required (which
  *     member it names is checked per stream by the transport);
  *   - dialing a peer: the node's own certificate presented, and the server's
@@ -197,11 +197,6 @@ export class NodeTls implements CertificateProvider {
     for (const listener of this.caListeners) listener({ caCertificate: material.ca });
     for (const listener of this.identityListeners) listener({ certificate: material.cert, privateKey: material.key });
     return material;
-  }
-
-  /** The client port: TLS only; client certificates checked when offered, and required when `requireClientCertificate`. */
-  clientPortServerCredentials(requireClientCertificate: boolean): grpc.ServerCredentials {
-    return grpc.experimental.createCertificateProviderServerCredentials(this, this, requireClientCertificate);
   }
 
   /** The peer port: mutual TLS; a handshake without a CA-signed certificate fails. */

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Duplex, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import * as zlib from 'node:zlib';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { encodeHeaderBlock } from './hpack.ts';
@@ -32,7 +33,7 @@ const PREFIX_BYTES = 5;
 const RESPONSE_HEADERS: HeaderFields = [
   [':status', '200'],
   ['content-type', 'application/grpc+proto'],
-  ['grpc-accept-encoding', 'identity'],
+  ['grpc-accept-encoding', 'identity,deflate,gzip'],
 ];
 const OK_TRAILERS: HeaderFields = [
   ['grpc-status', '0'],
@@ -209,25 +210,43 @@ class RequestReader {
       const input = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
       this.chunks.length = 0;
       this.chunks.push(input);
+      if (this.messages >= this.maxMessages) return this.fail(grpc.status.UNIMPLEMENTED, `Received more than one request message for method ${this.state.route.path}`);
       const length = input.readUInt32BE(1);
       const { maxReceiveBytes } = this.state.limits;
       if (maxReceiveBytes !== -1 && length > maxReceiveBytes) return this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${maxReceiveBytes})`);
-      if (this.messages >= this.maxMessages) return this.fail(grpc.status.UNIMPLEMENTED, `Received more than one request message for method ${this.state.route.path}`);
       if (input.length < PREFIX_BYTES + length) return;
-      if (input[0] !== 0) return this.fail(grpc.status.INTERNAL, 'Received a compressed message without a grpc-encoding');
       const rest = input.subarray(PREFIX_BYTES + length);
       this.chunks.length = 0;
       if (rest.length > 0) this.chunks.push(rest);
       this.bufferedBytes = rest.length;
       this.messages++;
+      const bytes = input[0] === 0 ? input.subarray(PREFIX_BYTES, PREFIX_BYTES + length) : this.decompress(input.subarray(PREFIX_BYTES, PREFIX_BYTES + length));
+      if (bytes === null) return;
       let message: unknown;
       try {
-        message = this.state.route.deserialize(input.subarray(PREFIX_BYTES, PREFIX_BYTES + length));
+        message = this.state.route.deserialize(bytes);
       } catch {
         return this.fail(grpc.status.INTERNAL, 'Error deserializing request');
       }
       this.onMessage(message);
     }
+  }
+
+  /** A compressed message in the call's grpc-encoding, no larger than the receive limit once inflated; null (and the call failed) otherwise. */
+  private decompress(compressed: Buffer): Buffer | null {
+    const encoding = this.state.headers['grpc-encoding'];
+    const { maxReceiveBytes } = this.state.limits;
+    const maxOutputLength = maxReceiveBytes === -1 ? undefined : maxReceiveBytes;
+    try {
+      if (encoding === 'gzip') return zlib.gunzipSync(compressed, maxOutputLength === undefined ? {} : { maxOutputLength });
+      if (encoding === 'deflate') return zlib.inflateSync(compressed, maxOutputLength === undefined ? {} : { maxOutputLength });
+    } catch (error) {
+      const tooLarge = (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+      this.fail(tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INTERNAL, tooLarge ? `Received message larger than max (over ${maxReceiveBytes} once decompressed)` : `Received a message that does not decompress as ${String(encoding)}`);
+      return null;
+    }
+    this.fail(grpc.status.INTERNAL, 'Received a compressed message without a grpc-encoding');
+    return null;
   }
 
   /** At the request's end: null when it ended cleanly, else what was wrong. */
@@ -290,7 +309,7 @@ export class UnaryCall extends EventEmitter {
 
   private onEnd(): void {
     if (this.state.done) return;
-    const problem = this.reader.messages === 0 ? `Received no request message for unary method ${this.state.route.path}` : this.reader.endProblem();
+    const problem = this.reader.endProblem() ?? (this.reader.messages === 0 ? `Received no request message for unary method ${this.state.route.path}` : null);
     if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
     try {
       (this.state.route.handler as grpc.handleUnaryCall<unknown, unknown>)(this as unknown as grpc.ServerUnaryCall<unknown, unknown>, (error, value, trailer) => this.respond(error, value, trailer));
@@ -368,7 +387,7 @@ export class ServerStreamingCall extends Writable {
     stream.onData = (chunk) => this.reader.push(chunk);
     stream.onEnd = () => {
       if (this.state.done) return;
-      const problem = this.reader.messages === 0 ? `Received no request message for server streaming method ${this.state.route.path}` : this.reader.endProblem();
+      const problem = this.reader.endProblem() ?? (this.reader.messages === 0 ? `Received no request message for server streaming method ${this.state.route.path}` : null);
       if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
       try {
         (this.state.route.handler as grpc.handleServerStreamingCall<unknown, unknown>)(this as unknown as grpc.ServerWritableStream<unknown, unknown>);

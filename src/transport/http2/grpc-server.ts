@@ -162,7 +162,7 @@ export class Http2GrpcServer {
       return;
     }
     const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
+    if (encoding !== undefined && encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'deflate') {
       trailersOnly(stream, status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`, null);
       return;
     }
