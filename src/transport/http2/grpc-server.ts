@@ -9,8 +9,8 @@
  * straight on the stream, where this server takes ~9 µs (BENCHMARKS.md).
  *
  * Plain TCP (HTTP/2 with prior knowledge, as gRPC clients speak it without
- * TLS) or TLS with ALPN h2, whose certificates come from a callback per
- * handshake so that a reload reaches new connections.
+ * TLS) or TLS with ALPN h2, whose certificates are read again for each new
+ * connection, so that a reload reaches it.
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -30,7 +30,7 @@ export interface GrpcServerOptions {
 }
 
 export interface TlsOptions {
-  /** The certificate, key and CA to use for a new handshake (read at each one, so a reload takes effect). */
+  /** The certificate, key and CA for a new connection (read for each one, so a reload takes effect). */
   readonly material: () => { readonly cert: Buffer; readonly key: Buffer; readonly ca: Buffer };
   /** Client certificates are always asked for and checked against the CA; with this, a client without one is refused. */
   readonly requireClientCertificate: boolean;
@@ -83,9 +83,16 @@ export class Http2GrpcServer {
   private tlsAcceptor: tls.Server | null = null;
 
   private tlsServer(options: TlsOptions): tls.Server {
+    let material = options.material();
     const server = tls.createServer(this.tlsServerOptions(options), (socket) => {
       socket.setNoDelay(true);
       this.serve(socket);
+    });
+    // Each new connection, before its handshake: reloaded certificates (SIGHUP) take effect from it on.
+    server.on('connection', () => {
+      if (options.material() === material) return;
+      material = options.material();
+      server.setSecureContext(this.tlsServerOptions(options));
     });
     server.on('tlsClientError', (_error, socket: tls.TLSSocket) => socket.destroy());
     return server;
@@ -127,21 +134,7 @@ export class Http2GrpcServer {
   }
 
   private tlsServerOptions(options: TlsOptions): tls.TlsOptions {
-    let cached: { material: ReturnType<TlsOptions['material']>; context: tls.SecureContext } | null = null;
-    const contextNow = (): tls.SecureContext => {
-      const material = options.material();
-      if (cached === null || cached.material !== material) cached = { material, context: tls.createSecureContext(material) };
-      return cached.context;
-    };
-    const first = options.material();
-    return {
-      ...first,
-      ALPNProtocols: ['h2'],
-      requestCert: true,
-      rejectUnauthorized: options.requireClientCertificate,
-      // Read at each handshake, so that new connections get reloaded certificates.
-      SNICallback: (_servername, callback) => callback(null, contextNow()),
-    };
+    return { ...options.material(), ALPNProtocols: ['h2'], requestCert: true, rejectUnauthorized: options.requireClientCertificate };
   }
 
   private onStream(stream: ServerStream, fields: [string, string][]): void {
