@@ -262,11 +262,74 @@ class RequestReader {
   }
 }
 
+// TypeScript takes a mixin's base only as a constructor of any[].
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type EmitterClass = new (...args: any[]) => EventEmitter;
+
+/**
+ * What every call object tells its handler, read from its CallState, and
+ * the 'cancelled' event. A mixin, as the three call classes extend
+ * different bases (EventEmitter, Writable, Duplex), as grpc-js's do.
+ */
+function withCallFacts<Base extends EmitterClass>(base: Base) {
+  return class extends base {
+    cancelled = false;
+    /** Set by each call class's constructor. */
+    declare state: CallState;
+
+    get metadata(): grpc.Metadata {
+      return this.state.metadata;
+    }
+
+    getPeer(): string {
+      return this.state.peer();
+    }
+
+    getDeadline(): number {
+      return this.state.deadline;
+    }
+
+    getPath(): string {
+      return this.state.route.path;
+    }
+
+    getAuthContext(): object {
+      return this.state.authContext();
+    }
+
+    sendMetadata(metadata: grpc.Metadata): void {
+      this.state.sendMetadata(metadata);
+    }
+
+    /**
+     * Wires the stream to this call: the request's bytes and end, its abort,
+     * and the deadline. False when the call is already answered (a malformed
+     * grpc-timeout).
+     */
+    protected attach(onData: (chunk: Buffer) => void, onEnd: () => void): boolean {
+      const { stream } = this.state;
+      stream.onAbort = () => this.cancel();
+      if (!this.state.startDeadline(() => this.cancel())) return false;
+      stream.onData = onData;
+      stream.onEnd = onEnd;
+      return true;
+    }
+
+    /** The client went away, or the deadline passed: the handler is told. */
+    private cancel(): void {
+      if (this.cancelled) return;
+      this.state.finish();
+      this.cancelled = true;
+      this.emit('cancelled', 'cancelled');
+      // A streaming call's writes are dropped from now on; 'close' tells the handler's listeners.
+      if (this instanceof Writable) this.destroy();
+    }
+  };
+}
+
 /** A unary call, as grpc.ServerUnaryCall. */
-export class UnaryCall extends EventEmitter {
-  cancelled = false;
+export class UnaryCall extends withCallFacts(EventEmitter) {
   request: unknown = null;
-  private readonly state: CallState;
   private readonly reader: RequestReader;
 
   constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
@@ -276,35 +339,10 @@ export class UnaryCall extends EventEmitter {
   }
 
   start(): void {
-    const { stream } = this.state;
-    stream.onAbort = () => this.cancel();
-    if (!this.state.startDeadline(() => this.cancel())) return;
-    stream.onData = (chunk) => this.reader.push(chunk);
-    stream.onEnd = () => this.onEnd();
-  }
-
-  get metadata(): grpc.Metadata {
-    return this.state.metadata;
-  }
-
-  getPeer(): string {
-    return this.state.peer();
-  }
-
-  getDeadline(): number {
-    return this.state.deadline;
-  }
-
-  getPath(): string {
-    return this.state.route.path;
-  }
-
-  getAuthContext(): object {
-    return this.state.authContext();
-  }
-
-  sendMetadata(metadata: grpc.Metadata): void {
-    this.state.sendMetadata(metadata);
+    this.attach(
+      (chunk) => this.reader.push(chunk),
+      () => this.onEnd(),
+    );
   }
 
   private onEnd(): void {
@@ -328,12 +366,6 @@ export class UnaryCall extends EventEmitter {
     if (frame !== null) this.state.succeed(frame, trailer ?? null);
   }
 
-  private cancel(): void {
-    if (this.cancelled) return;
-    this.state.finish();
-    this.cancelled = true;
-    this.emit('cancelled', 'cancelled');
-  }
 }
 
 /**
@@ -365,10 +397,8 @@ function responseWriter(state: CallState, owner: Writable): Partial<Writable> {
 }
 
 /** A server-streaming call, as grpc.ServerWritableStream. */
-export class ServerStreamingCall extends Writable {
-  cancelled = false;
+export class ServerStreamingCall extends withCallFacts(Writable) {
   request: unknown = null;
-  private readonly state: CallState;
   private readonly reader: RequestReader;
 
   constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
@@ -381,11 +411,7 @@ export class ServerStreamingCall extends Writable {
   }
 
   start(): void {
-    const { stream } = this.state;
-    stream.onAbort = () => this.cancel();
-    if (!this.state.startDeadline(() => this.cancel())) return;
-    stream.onData = (chunk) => this.reader.push(chunk);
-    stream.onEnd = () => {
+    this.attach((chunk) => this.reader.push(chunk), () => {
       if (this.state.done) return;
       const problem = this.reader.endProblem() ?? (this.reader.messages === 0 ? `Received no request message for server streaming method ${this.state.route.path}` : null);
       if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
@@ -394,46 +420,12 @@ export class ServerStreamingCall extends Writable {
       } catch {
         this.state.fail(grpc.status.UNKNOWN, 'Unknown error', null);
       }
-    };
-  }
-
-  get metadata(): grpc.Metadata {
-    return this.state.metadata;
-  }
-
-  getPeer(): string {
-    return this.state.peer();
-  }
-
-  getDeadline(): number {
-    return this.state.deadline;
-  }
-
-  getPath(): string {
-    return this.state.route.path;
-  }
-
-  getAuthContext(): object {
-    return this.state.authContext();
-  }
-
-  sendMetadata(metadata: grpc.Metadata): void {
-    this.state.sendMetadata(metadata);
-  }
-
-  private cancel(): void {
-    if (this.cancelled) return;
-    this.state.finish();
-    this.cancelled = true;
-    this.emit('cancelled', 'cancelled');
-    this.destroy();
+    });
   }
 }
 
 /** A bidi call, as grpc.ServerDuplexStream: the handler runs at once and reads the requests as they come. */
-export class BidiCall extends Duplex {
-  cancelled = false;
-  private readonly state: CallState;
+export class BidiCall extends withCallFacts(Duplex) {
   private readonly reader: RequestReader;
 
   constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
@@ -450,51 +442,19 @@ export class BidiCall extends Duplex {
   }
 
   start(): void {
-    const { stream } = this.state;
-    stream.onAbort = () => this.cancel();
-    if (!this.state.startDeadline(() => this.cancel())) return;
-    stream.onData = (chunk) => this.reader.push(chunk);
-    stream.onEnd = () => {
-      const problem = this.reader.endProblem();
-      if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
-      this.push(null);
-    };
+    const attached = this.attach(
+      (chunk) => this.reader.push(chunk),
+      () => {
+        const problem = this.reader.endProblem();
+        if (problem !== null) return this.state.fail(grpc.status.UNIMPLEMENTED, problem, null);
+        this.push(null);
+      },
+    );
+    if (!attached) return;
     try {
       (this.state.route.handler as grpc.handleBidiStreamingCall<unknown, unknown>)(this as unknown as grpc.ServerDuplexStream<unknown, unknown>);
     } catch {
       this.state.fail(grpc.status.UNKNOWN, 'Unknown error', null);
     }
-  }
-
-  get metadata(): grpc.Metadata {
-    return this.state.metadata;
-  }
-
-  getPeer(): string {
-    return this.state.peer();
-  }
-
-  getDeadline(): number {
-    return this.state.deadline;
-  }
-
-  getPath(): string {
-    return this.state.route.path;
-  }
-
-  getAuthContext(): object {
-    return this.state.authContext();
-  }
-
-  sendMetadata(metadata: grpc.Metadata): void {
-    this.state.sendMetadata(metadata);
-  }
-
-  private cancel(): void {
-    if (this.cancelled) return;
-    this.state.finish();
-    this.cancelled = true;
-    this.emit('cancelled', 'cancelled');
-    this.destroy();
   }
 }
