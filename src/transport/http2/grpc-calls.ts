@@ -46,6 +46,8 @@ const OK_TRAILERS_BLOCK = encodeHeaderBlock(OK_TRAILERS);
 const TRANSPORT_HEADERS = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
 const TIMEOUT_PATTERN = /^(\d{1,8})\s*([HMSmun])$/;
 const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+/** Messages a bidi call may hold unread or unsent before the client is cut off. */
+const MAX_QUEUED_MESSAGES = 1000;
 /** The longest delay setTimeout takes (2^31 - 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -207,14 +209,13 @@ class RequestReader {
     this.chunks.push(chunk);
     this.bufferedBytes += chunk.length;
     while (this.bufferedBytes >= PREFIX_BYTES) {
-      const input = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-      this.chunks.length = 0;
-      this.chunks.push(input);
       if (this.messages >= this.maxMessages) return this.fail(grpc.status.UNIMPLEMENTED, `Received more than one request message for method ${this.state.route.path}`);
-      const length = input.readUInt32BE(1);
+      const length = this.declaredLength();
       const { maxReceiveBytes } = this.state.limits;
       if (maxReceiveBytes !== -1 && length > maxReceiveBytes) return this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${maxReceiveBytes})`);
-      if (input.length < PREFIX_BYTES + length) return;
+      // The chunks are joined once, when the message is whole: joining at every chunk would copy a big message over and over.
+      if (this.bufferedBytes < PREFIX_BYTES + length) return;
+      const input = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.bufferedBytes);
       const rest = input.subarray(PREFIX_BYTES + length);
       this.chunks.length = 0;
       if (rest.length > 0) this.chunks.push(rest);
@@ -230,6 +231,15 @@ class RequestReader {
       }
       this.onMessage(message);
     }
+  }
+
+  /** The length in the buffered message's 5-byte prefix, which may span chunks. */
+  private declaredLength(): number {
+    // A prefix split over chunks: the few chunks that hold it become one, once.
+    while ((this.chunks[0] as Buffer).length < PREFIX_BYTES) {
+      this.chunks.splice(0, 2, Buffer.concat(this.chunks.slice(0, 2)));
+    }
+    return (this.chunks[0] as Buffer).readUInt32BE(1);
   }
 
   /** A compressed message in the call's grpc-encoding, no larger than the receive limit once inflated; null (and the call failed) otherwise. */
@@ -385,8 +395,12 @@ function responseWriter(state: CallState, owner: Writable): Partial<Writable> {
       const frame = state.frame(message);
       if (frame === null) return callback();
       state.sendMetadata(null);
-      if (state.stream.write(frame)) callback();
-      else state.stream.onDrain = () => callback();
+      if (state.stream.write(frame)) return callback();
+      // Called once: a later drain, with no write waiting, must not finish some other write.
+      state.stream.onDrain = () => {
+        state.stream.onDrain = () => {};
+        callback();
+      };
     },
     _final(callback: (error?: Error | null) => void): void {
       if (pendingStatus === null) state.succeed(null, null);
@@ -431,14 +445,24 @@ export class BidiCall extends withCallFacts(Duplex) {
   constructor(stream: ServerStream, headers: RequestHeaders, route: Route, limits: CallLimits) {
     super({ objectMode: true });
     this.state = new CallState(stream, headers, route, limits);
-    this.reader = new RequestReader(this.state, Number.POSITIVE_INFINITY, (message) => this.push(message));
+    this.reader = new RequestReader(this.state, Number.POSITIVE_INFINITY, (message) => this.pushRequest(message));
     const writer = responseWriter(this.state, this);
     this._write = writer._write as Duplex['_write'];
     this._final = writer._final as Duplex['_final'];
   }
 
   override _read(): void {
-    // Requests are pushed as they arrive; HTTP/2 flow control is what holds a client back.
+    // Requests are pushed as they arrive; pushRequest bounds how many may wait unread.
+  }
+
+  /** A request for the handler; a client that sends far more than it reads back is cut off, not buffered without end. */
+  private pushRequest(message: unknown): void {
+    if (this.readableLength + this.writableLength >= MAX_QUEUED_MESSAGES) {
+      this.state.fail(grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_QUEUED_MESSAGES} messages queued on this call: read the answers`, null);
+      this.destroy();
+      return;
+    }
+    this.push(message);
   }
 
   start(): void {

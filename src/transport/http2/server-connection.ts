@@ -125,6 +125,9 @@ export class ServerStream {
 const EMPTY = Buffer.alloc(0);
 const blockOf = (fields: HeaderFields | Buffer): Buffer => (Buffer.isBuffer(fields) ? fields : encodeHeaderBlock(fields));
 const BLOCK_BYTES_PER_LIST_BYTE = 4;
+/** Unsent bytes on a connection past which DATA waits, and past which the client is cut off. */
+const UNSENT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+const UNSENT_MAX_BYTES = 64 * 1024 * 1024;
 /** Queued response bytes per stream beyond its send window before write() says to wait. */
 const HIGH_WATER_BYTES = 64 * 1024;
 
@@ -144,6 +147,7 @@ export class ServerConnection {
   /** Streams with data waiting for send window, in the order they blocked. */
   private readonly blocked = new Set<ServerStream>();
   private out: Buffer[] = [];
+  private outBytes = 0;
   private flushScheduled = false;
   private resetsThisSecond = 0;
   private resetWindowStart = 0;
@@ -166,6 +170,8 @@ export class ServerConnection {
     );
     if (limits.connectionWindowBytes > 65_535) this.queue(windowUpdateFrame(0, limits.connectionWindowBytes - 65_535));
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    // The client read what was queued: DATA held back for the socket may go.
+    socket.on('drain', () => this.unblock());
     socket.on('close', () => this.closeAll());
     socket.on('error', () => this.closeAll());
   }
@@ -206,8 +212,9 @@ export class ServerConnection {
       }
       for (const frame of this.reader.push(chunk)) this.handle(frame);
     } catch (error) {
-      if (!(error instanceof Http2ConnectionError)) throw error;
-      this.fail(error.code, error.message);
+      // A handler's bug ends this connection (INTERNAL_ERROR), not the process.
+      if (error instanceof Http2ConnectionError) this.fail(error.code, error.message);
+      else this.fail(ErrorCode.INTERNAL_ERROR, `internal error: ${(error as Error).message}`);
     }
   }
 
@@ -317,7 +324,8 @@ export class ServerConnection {
     const stream = this.streams.get(frame.streamId);
     if (stream === undefined || stream.requestEnded) {
       if (frame.streamId === 0 || frame.streamId > this.lastStreamId) throw new Http2ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${frame.streamId}`);
-      this.queue(rstStreamFrame(frame.streamId, ErrorCode.STREAM_CLOSED));
+      // A stream we closed (RST NO_ERROR after our answer) may still have data in flight: dropped, as RFC 9113 5.1 allows.
+      if (stream !== undefined) this.resetStream(stream, ErrorCode.STREAM_CLOSED);
       this.giveBackWindow(null);
       return;
     }
@@ -345,14 +353,15 @@ export class ServerConnection {
   private onReset(frame: Frame): void {
     if (frame.streamId === 0) throw new Http2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (frame.payload.length !== 4) throw new Http2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `RST_STREAM of ${frame.payload.length} bytes`);
+    const stream = this.streams.get(frame.streamId);
+    // A reset of a stream already answered costs nothing; only open ones count toward the limit.
+    if (stream === undefined) return;
     const now = Date.now();
     if (now - this.resetWindowStart >= 1000) {
       this.resetWindowStart = now;
       this.resetsThisSecond = 0;
     }
     if (++this.resetsThisSecond > this.limits.maxResetsPerSecond) throw new Http2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams reset');
-    const stream = this.streams.get(frame.streamId);
-    if (stream === undefined) return;
     this.forget(stream);
     stream.onAbort(frame.payload.readUInt32BE(0));
   }
@@ -433,7 +442,9 @@ export class ServerConnection {
   private drain(stream: ServerStream): boolean {
     while (stream.pending.length > 0) {
       const item = stream.pending[0] as ServerStream['pending'][number];
-      const allowed = Math.min(stream.sendWindow, this.connectionSendWindow, item.data.length);
+      // Empty data (an end, trailers) is not flow-controlled: it goes even when a window is negative.
+      const room = item.data.length === 0 ? 0 : Math.min(stream.sendWindow, this.connectionSendWindow, this.socketRoom());
+      const allowed = Math.max(0, Math.min(room, item.data.length));
       if (allowed < item.data.length) {
         if (allowed > 0) {
           for (const piece of dataFrames(stream.id, item.data.subarray(0, allowed), false, this.peerMaxFrameBytes)) this.queue(piece);
@@ -460,9 +471,18 @@ export class ServerConnection {
 
   private unblock(): void {
     for (const stream of [...this.blocked]) {
-      if (this.connectionSendWindow <= 0) return;
+      if (this.connectionSendWindow <= 0 || this.socketRoom() <= 0) return;
       if (this.drain(stream)) stream.onDrain();
     }
+  }
+
+  /**
+   * Response bytes the socket may still take before DATA waits: flow control
+   * bounds what the client has room for, this what it has not read yet (a
+   * client that advertises huge windows and stops reading).
+   */
+  private socketRoom(): number {
+    return UNSENT_HIGH_WATER_BYTES - this.socket.writableLength - this.outBytes;
   }
 
   /** Our half is done: a request still open is told to stop sending (RST_STREAM NO_ERROR, RFC 9113 8.1). */
@@ -489,7 +509,13 @@ export class ServerConnection {
 
   private queue(bytes: Buffer): void {
     if (this.ended && !this.flushScheduled) return;
+    // Frames that are not flow-controlled (PING and SETTINGS acks, resets) from a client that never reads.
+    if (this.socket.writableLength + this.outBytes > UNSENT_MAX_BYTES) {
+      this.destroy();
+      return;
+    }
     this.out.push(bytes);
+    this.outBytes += bytes.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -500,10 +526,12 @@ export class ServerConnection {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.socket.destroyed) {
       this.out = [];
+      this.outBytes = 0;
       return;
     }
     const bytes = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out);
     this.out = [];
+    this.outBytes = 0;
     this.socket.write(bytes);
   }
 
