@@ -42,6 +42,8 @@ export class Http2GrpcServer {
   private readonly callLimits: CallLimits;
   private readonly limits: ConnectionLimits;
   private listener: net.Server | null = null;
+  /** A tls.Server that never listens, for serveTls's sockets; made on first use. */
+  private tlsAcceptor: tls.Server | null = null;
 
   constructor(options: GrpcServerOptions = {}) {
     this.callLimits = { maxReceiveBytes: options.maxReceiveBytes ?? 4 * 1024 * 1024, maxSendBytes: options.maxSendBytes ?? -1 };
@@ -79,8 +81,6 @@ export class Http2GrpcServer {
     if (this.tlsAcceptor === null) this.tlsAcceptor = this.tlsServer(options);
     this.tlsAcceptor.emit('connection', socket);
   }
-
-  private tlsAcceptor: tls.Server | null = null;
 
   private tlsServer(options: TlsOptions): tls.Server {
     let material = options.material();
